@@ -1,0 +1,232 @@
+"""The wearable core: one device's lifecycle, sequence numbers, buffer and battery, sans-IO.
+
+The core receives events with ``now`` and returns effects; it owns no socket, timer or clock.
+Every message it sends carries the next value of one per-device sequence counter, so the cloud
+can count gaps and drop duplicates (and, later, refuse replays). While the link is down the
+core keeps telemetry in a bounded store-and-forward buffer and sends it, oldest first, when
+the link comes back; past the bound the oldest window is dropped and counted as lost.
+Reconnection uses capped exponential back-off with jitter so a fleet that lost its gateway does
+not reconnect in lock-step ("Exponential Backoff And Jitter", AWS Architecture Blog, 2015).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from devices.battery import Battery
+from devices.lifecycle import WEARABLE, Ev, State
+from twin.core import codec, topics
+from twin.core.errors import DecodeError
+from twin.core.events import (
+    Connect,
+    Count,
+    Disconnect,
+    Effect,
+    Event,
+    LinkDown,
+    LinkUp,
+    MessageReceived,
+    Notice,
+    PowerOn,
+    Publish,
+    StartTimer,
+    Subscribe,
+    TimerFired,
+    WindowReady,
+)
+from twin.core.messages import Command, DeviceEvent, Kind, Telemetry
+
+RECONNECT_TIMER = "reconnect"
+_SENDS_WINDOWS = (State.CONNECTED, State.STREAMING, State.BOOTED, State.RECONNECTING)
+
+
+@dataclass(frozen=True, slots=True)
+class Provisioned:
+    """The platform has provisioned the device (identity bound, endpoint known)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WearableConfig:
+    """Tunables shared by a fleet of wearables.
+
+    Attributes:
+        window_s: the telemetry window period (battery drain per window).
+        buffer_limit: windows kept while offline before the oldest is dropped.
+        backoff_base_s: first reconnect delay.
+        backoff_cap_s: largest reconnect delay.
+        qos: MQTT QoS for telemetry (1: at least once, the cloud de-duplicates).
+    """
+
+    window_s: float = 10.0
+    buffer_limit: int = 4096
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 120.0
+    qos: int = 1
+
+
+class WearableCore:
+    """One wearable's device logic.
+
+    Args:
+        device: the device's UEID hex (its topic segment and certificate identity).
+        kind: the device kind.
+        tenant: the tenant (hospital ward) the device belongs to.
+        battery: its battery.
+        rng: its own random stream (back-off jitter).
+        config: fleet-wide tunables.
+    """
+
+    def __init__(
+        self,
+        device: str,
+        kind: Kind,
+        tenant: str,
+        battery: Battery,
+        rng: np.random.Generator,
+        config: WearableConfig,
+    ) -> None:
+        self.device = device
+        self.kind = kind
+        self.tenant = tenant
+        self.battery = battery
+        self.config = config
+        self.state = State.MANUFACTURED
+        self.next_seq = 0
+        self.buffer: deque[bytes] = deque()
+        self._rng = rng
+        self._attempt = 0
+        self._telemetry_topic = topics.telemetry(tenant, device)
+        self._events_topic = topics.events(tenant, device)
+        self._handlers: Mapping[type, Callable[[object, float], list[Effect]]] = {
+            Provisioned: self._on_provisioned,
+            PowerOn: self._on_power_on,
+            LinkUp: self._on_link_up,
+            LinkDown: self._on_link_down,
+            TimerFired: self._on_timer,
+            WindowReady: self._on_window,
+            MessageReceived: self._on_message,
+        }
+
+    def handle(self, event: Event | Provisioned, now: float) -> list[Effect]:
+        """Take one event at simulated time ``now`` and return the effects to carry out.
+
+        Raises:
+            TransitionError: if the driver sends an event the lifecycle forbids (a driver bug;
+                a peer's bytes never cause it).
+        """
+        handler = self._handlers.get(type(event))
+        return handler(event, now) if handler else []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _fire(self, event: Ev, now: float) -> list[Effect]:
+        old, self.state = self.state, WEARABLE.next(self.state, event)
+        return [Notice(self.device, "state", {"from": old.value, "to": self.state.value})]
+
+    def _on_provisioned(self, _e: object, now: float) -> list[Effect]:
+        return self._fire(Ev.PROVISION, now)
+
+    def _on_power_on(self, _e: object, now: float) -> list[Effect]:
+        return [*self._fire(Ev.BOOT, now), Connect()]
+
+    def _on_link_up(self, _e: object, now: float) -> list[Effect]:
+        if self.state not in (State.BOOTED, State.RECONNECTING):
+            return []
+        effects = self._fire(Ev.LINK_UP, now)
+        effects.append(Subscribe(topics.command(self.tenant, self.device) + "/#"))
+        detail: dict[str, str | int | float] = {"attempts": self._attempt,
+                                                "buffered": len(self.buffer)}
+        self._attempt = 0
+        while self.buffer:  # store-and-forward: oldest first, in sequence order
+            self.battery.transmit()
+            effects.append(Publish(self._telemetry_topic, self.buffer.popleft(), self.config.qos))
+        # After the backlog, so the cloud sees this device's sequence numbers in order.
+        effects.append(self._event("connected", now, detail))
+        return effects
+
+    def _on_link_down(self, event: object, now: float) -> list[Effect]:
+        if self.state not in (State.BOOTED, State.CONNECTED, State.STREAMING, State.RECONNECTING):
+            return []
+        effects = self._fire(Ev.LINK_DOWN, now) if self.state is not State.RECONNECTING else []
+        self._attempt += 1
+        ceiling = min(self.config.backoff_cap_s, self.config.backoff_base_s * 2.0 ** self._attempt)
+        delay = ceiling / 2 + float(self._rng.uniform(0.0, ceiling / 2))  # "equal jitter"
+        effects.append(StartTimer(RECONNECT_TIMER, delay))
+        return effects
+
+    def _on_timer(self, event: object, _now: float) -> list[Effect]:
+        assert isinstance(event, TimerFired)
+        if event.name == RECONNECT_TIMER and self.state is State.RECONNECTING:
+            return [Connect()]
+        return []
+
+    # ------------------------------------------------------------------ telemetry
+
+    def _on_window(self, event: object, now: float) -> list[Effect]:
+        assert isinstance(event, WindowReady)
+        if self.state not in _SENDS_WINDOWS:
+            return []
+        self.battery.run_for(self.config.window_s)
+        if self.battery.empty:
+            return [*self._fire(Ev.BATTERY_EMPTY, now), Disconnect()]
+        message = Telemetry(self.device, self._take_seq(), now, self.kind, event.values,
+                            round(self.battery.soc, 4), event.score, event.flags)
+        payload = codec.encode(message)
+        effects: list[Effect] = [Count("telemetry.published")]
+        if self.state is State.CONNECTED:
+            effects.extend(self._fire(Ev.STREAM, now))
+        if self.state is State.STREAMING:
+            self.battery.transmit()
+            effects.append(Publish(self._telemetry_topic, payload, self.config.qos))
+        else:
+            effects.extend(self._buffer(payload))
+        return effects
+
+    def _buffer(self, payload: bytes) -> list[Effect]:
+        self.buffer.append(payload)
+        if len(self.buffer) <= self.config.buffer_limit:
+            return []
+        self.buffer.popleft()
+        return [Count("telemetry.lost"), Count("telemetry.lost.buffer_overflow"),
+                Notice(self.device, "buffer_overflow", {"buffered": len(self.buffer)})]
+
+    def _take_seq(self) -> int:
+        seq, self.next_seq = self.next_seq, self.next_seq + 1
+        return seq
+
+    def _event(self, name: str, now: float, detail: dict[str, str | int | float]) -> Publish:
+        message = DeviceEvent(self.device, self._take_seq(), now, name, detail)
+        return Publish(self._events_topic, codec.encode(message), self.config.qos)
+
+    # ------------------------------------------------------------------ commands
+
+    def _on_message(self, event: object, now: float) -> list[Effect]:
+        assert isinstance(event, MessageReceived)
+        try:
+            command = codec.decode(event.payload)
+        except DecodeError as exc:
+            return [Notice(self.device, "command_rejected", {"reason": str(exc)})]
+        if not isinstance(command, Command) or command.device != self.device:
+            return [Notice(self.device, "command_rejected", {"reason": "not a command for me"})]
+        transition = _COMMANDS.get(command.name)
+        if transition is None or not WEARABLE.allows(self.state, transition):
+            return [Notice(self.device, "command_refused", {"name": command.name,
+                                                            "state": self.state.value})]
+        effects = self._fire(transition, now)
+        if transition is Ev.RELEASE:
+            effects.append(Connect())
+        elif transition in (Ev.QUARANTINE, Ev.DECOMMISSION):
+            effects.append(Disconnect())
+        return effects
+
+
+_COMMANDS: Mapping[str, Ev] = {
+    "quarantine": Ev.QUARANTINE,
+    "release": Ev.RELEASE,
+    "decommission": Ev.DECOMMISSION,
+}
+"""Commands the platform may send and the lifecycle event each one fires."""

@@ -1,0 +1,1 @@
+"""Benchmarks (``twin bench``): measured figures, never timed assertions in tests."""

@@ -1,0 +1,155 @@
+"""The ``twin`` command line (typer).
+
+Every command turns the project's own errors into one line on stderr and exit status 2, so a
+script can tell bad input from a crash (which keeps its traceback).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from twin import __version__
+from twin.core.errors import MedtwinError
+from twin.scenario import bundled_scenarios, format_duration, parse_duration
+
+app = typer.Typer(
+    name="twin",
+    help="medtwin: a healthcare IoT security digital twin.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"medtwin {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = None,
+) -> None:
+    """medtwin: simulate a hospital's wearables, their root of trust, and attacks on them."""
+
+
+@app.command()
+def run(
+    scenario: Annotated[str, typer.Argument(help="A scenario file, or a bundled name.")],
+    devices: Annotated[int | None, typer.Option(help="Total devices (same mix).")] = None,
+    duration: Annotated[str | None, typer.Option(help="Simulated time: 90s, 15m, 2h, 1d.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Run seed (overrides the file's).")] = None,
+    mode: Annotated[str | None, typer.Option(help="sim or live.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder [runs/NAME].")] = None,
+    force: Annotated[bool, typer.Option(help="Replace a run already in --out.")] = False,
+) -> None:
+    """Run a scenario; writes report.json, report.md and store.sqlite."""
+    from twin.runner import load, run_scenario
+
+    try:
+        if devices is not None and devices < 1:
+            raise _fail(f"--devices must be at least 1, got {devices}")
+        seconds = None
+        if duration is not None:
+            try:
+                seconds = parse_duration(duration)
+            except ValueError as exc:
+                raise _fail(f"--duration: {exc}") from None
+        sc = load(scenario).with_overrides(devices=devices, duration=seconds, seed=seed, mode=mode)
+        folder = out or Path("runs") / sc.name
+        with _progress(sc.duration, sc.device_count()) as tick:
+            output = run_scenario(sc, folder, force=force, progress=tick)
+    except MedtwinError as exc:
+        raise _fail(str(exc)) from None
+    t = output.report["telemetry"]
+    typer.echo(f"{sc.name}: {output.report['devices']:,} devices, "
+               f"{format_duration(sc.duration)} simulated in {output.report['wall_seconds']:.1f} s "
+               f"({output.report['realtime_factor']:,}x real time)")
+    typer.echo(f"telemetry: {t['published']:,} published, {t['stored']:,} stored, "
+               f"{t['rejected']:,} rejected, {t['lost']:,} lost, {t['pending']:,} pending")
+    typer.echo(f"report: {output.report_json}")
+    typer.echo(f"details: {output.out / 'report.md'}")
+
+
+class _progress:
+    """A rich progress bar over simulated time on a terminal; nothing otherwise."""
+
+    def __init__(self, total: float, devices: int) -> None:
+        self._bar: Progress | None = None
+        if err.is_terminal:
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(),
+                TextColumn("{task.fields[sim]} simulated"), TimeElapsedColumn(), console=err,
+                transient=True,
+            )
+            self._task = self._bar.add_task(f"{devices:,} devices", total=total, sim="0s")
+
+    def __enter__(self) -> Callable[[float], None] | None:
+        if self._bar is None:
+            return None
+        self._bar.start()
+        bar, task = self._bar, self._task
+        return lambda now: bar.update(task, completed=now, sim=format_duration(round(now)))
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+@app.command()
+def scenarios() -> None:
+    """List the bundled scenarios, one line each."""
+    entries = bundled_scenarios()
+    width = max((len(name) for name, _ in entries), default=0)
+    for name, summary in entries:
+        typer.echo(f"{name:<{width}}  {summary}")
+
+
+@app.command()
+def bench(
+    devices: Annotated[str, typer.Option(help="Fleet sizes, comma-separated.")] = "1000,10000",
+    duration: Annotated[str, typer.Option(help="Simulated time per size.")] = "10m",
+    out: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
+) -> None:
+    """Benchmark the sim driver: device-seconds per wall-second and peak memory, as JSON."""
+    from twin.bench.fleet import run_bench
+
+    try:
+        sizes = [int(x) for x in devices.split(",") if x.strip()]
+        seconds = parse_duration(duration)
+    except ValueError as exc:
+        raise _fail(f"bad --devices or --duration: {exc}") from None
+    if not sizes or min(sizes) < 1:
+        raise _fail("--devices needs positive fleet sizes, e.g. 1000,10000")
+    try:
+        text = run_bench(sizes, seconds, progress=lambda line: err.print(line, highlight=False))
+    except MedtwinError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(text)
+    if out is not None:
+        out.write_text(text + "\n")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""The exception tree of the shared contract.
+
+Every error the project raises on purpose derives from :class:`MedtwinError`, so a driver or
+the CLI can tell "bad input we understood" from a bug. The tree::
+
+    MedtwinError
+    ├── DecodeError        bytes that are not a valid message (codec)
+    ├── TopicError         a topic or filter that breaks the grammar (MQTT-4.7)
+    ├── IdentityError      a malformed device identity (UEID / certificate URI)
+    ├── TransitionError    an event a lifecycle does not allow in its current state
+    └── (per package)      devices.errors, cloud.errors, broker.policy, twin.scenario ...
+
+Security checks raise a subclass and never return False (house style, section 6).
+"""
+
+from __future__ import annotations
+
+
+class MedtwinError(Exception):
+    """Base of every error the project raises deliberately."""
+
+
+class DecodeError(MedtwinError):
+    """A payload could not be decoded into a valid message.
+
+    The message names what was wrong (field and reason) but never echoes more than a short
+    prefix of the peer's bytes.
+    """
+
+
+class TopicError(MedtwinError):
+    """A topic name or topic filter is malformed or outside the project's grammar."""
+
+
+class IdentityError(MedtwinError):
+    """A device identity (UEID, device URI) is malformed."""
+
+
+class TransitionError(MedtwinError):
+    """A lifecycle was asked to take an event its transition table does not allow.
+
+    Attributes:
+        machine: name of the lifecycle (e.g. ``"wearable"``).
+        state: the state it was in.
+        event: the event that was refused.
+    """
+
+    def __init__(self, machine: str, state: object, event: object) -> None:
+        super().__init__(f"{machine}: event {event!s} is not allowed in state {state!s}")
+        self.machine = machine
+        self.state = state
+        self.event = event

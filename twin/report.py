@@ -1,0 +1,124 @@
+"""The run report: ``report.json`` (schema version 1, ARCHITECTURE.md section 4) and
+``report.md`` (a human summary), built from a :class:`~twin.sim.driver.RunResult` and the
+run store. Fields later issues fill (clinical detection, attacks, the PSA scorecard's
+evidence) are present with null or "not assessed" values, so readers can rely on the keys.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from cloud.store import RunStore
+from twin.core.defences import DEFENCES
+from twin.core.psa import PSA_GOALS
+from twin.sim.driver import RunResult
+
+REPORT_SCHEMA = 1
+WALL_CLOCK_FIELDS = ("wall_seconds", "realtime_factor")
+"""Fields that differ between two runs of the same scenario and seed."""
+
+
+def build_report(result: RunResult, store: RunStore) -> dict[str, Any]:
+    """Assemble the report dictionary.
+
+    Args:
+        result: what the driver measured.
+        store: the run's store (flushed), read for stored rows and alerts.
+
+    Returns:
+        The report, ready for ``json.dumps``.
+    """
+    sc = result.scenario
+    c = result.counters
+    alerts = Counter(a.rule for a in store.alerts() if a.state == "raised")
+    return {
+        "schema": REPORT_SCHEMA,
+        "scenario": sc.name,
+        "seed": sc.seed,
+        "mode": sc.mode,
+        "devices": result.devices,
+        "devices_by_kind": {k: v for k, v in sc.fleet.devices.items() if v},
+        "sim_seconds": result.sim_seconds,
+        "wall_seconds": round(result.wall_seconds, 3),
+        "realtime_factor": round(result.sim_seconds / max(result.wall_seconds, 1e-9), 1),
+        "telemetry": {
+            "published": c.get("telemetry.published", 0),
+            "delivered": c.get("telemetry.delivered", 0),
+            "stored": store.count("telemetry"),
+            "rejected": c.get("telemetry.rejected", 0),
+            "lost": c.get("telemetry.lost", 0),
+            "pending": result.pending,
+            "duplicates": c.get("telemetry.duplicates", 0) + c.get("telemetry.too_old", 0),
+            "gaps": c.get("telemetry.gaps", 0),
+        },
+        "clinical": {
+            "episodes": None,
+            "detected_on_device": None,
+            "detected_in_cloud": None,
+            "sensitivity": None,
+            "ppv": None,
+            "median_detection_latency_s": None,
+            "alerts": dict(sorted(alerts.items())),
+        },
+        "security": {
+            "attacks": [],
+            "defences": {name: sc.defence_on(name) for name in DEFENCES},
+            "psa_scorecard": {
+                str(n): {"name": name, "status": "not assessed",
+                         "evidence": "no attack in this run exercises this goal"}
+                for n, name in PSA_GOALS.items()
+            },
+        },
+        "devices_by_state": result.states,
+        "counters": dict(sorted(c.items())),
+    }
+
+
+def write_report(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.md`` into ``out``; returns both paths."""
+    json_path = out / "report.json"
+    md_path = out / "report.md"
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    md_path.write_text(render_markdown(report))
+    return json_path, md_path
+
+
+def _table(header: tuple[str, str], rows: list[tuple[str, Any]]) -> list[str]:
+    lines = [f"| {header[0]} | {header[1]} |", "| --- | ---: |"]
+    lines += [f"| {k} | {v:,} |" if isinstance(v, int) else f"| {k} | {v} |" for k, v in rows]
+    return lines
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The human summary of a report."""
+    t = report["telemetry"]
+    lines = [
+        f"# Run report: {report['scenario']}",
+        "",
+        f"{report['devices']:,} devices, {report['sim_seconds']:,.0f} s simulated in "
+        f"{report['wall_seconds']:,.1f} s ({report['realtime_factor']:,}x real time), "
+        f"mode `{report['mode']}`, seed {report['seed']}.",
+        "",
+        "## Telemetry",
+        "",
+        *_table(("count", "messages"), list(t.items())),
+        "",
+        "`stored + rejected + lost + pending` accounts for every published window"
+        f" ({t['stored'] + t['rejected'] + t['lost'] + t['pending']:,} of {t['published']:,}).",
+        "",
+        "## Alerts raised",
+        "",
+    ]
+    alerts = report["clinical"]["alerts"]
+    lines += _table(("rule", "alerts"), list(alerts.items())) if alerts else ["None."]
+    lines += ["", "## Devices at the end of the run", ""]
+    lines += _table(("state", "devices"), list(report["devices_by_state"].items()))
+    lines += ["", "## Security", ""]
+    attacks = report["security"]["attacks"]
+    lines.append(f"{len(attacks)} attack(s) in this run." if attacks else "No attacks in this run.")
+    lines += ["", "Defences: " + ", ".join(
+        f"{k} {'on' if v else 'OFF'}" for k, v in report["security"]["defences"].items()), ""]
+    return "\n".join(lines)

@@ -1,0 +1,96 @@
+"""Building the simulated fleet from a scenario, and grouping it for the batched stepper.
+
+Devices are numbered in kind order (ECG patches, then cuffs, then sweat patches). Each gets its
+identity, battery and random stream from the run's seed tree by its number, so the same
+scenario and seed build the same fleet. For the stepper the fleet is split into phase groups:
+group ``g`` closes its windows at ``g * window / G + m * window``; devices are spread over the
+groups so that the broker sees a steady stream rather than one burst per window, while each
+group's signals are still computed in one numpy batch per kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from broker.policy import Principal, Role
+from devices.battery import PROFILES, Battery
+from devices.sensors.placeholder import CohortParams, PlaceholderVitals
+from devices.wearable import WearableConfig, WearableCore
+from twin.core.identity import Ueid
+from twin.core.messages import Kind
+from twin.core.seeds import SeedTree
+from twin.scenario.schema import Scenario
+from twin.sim.broker import Endpoint
+from twin.sim.network import LatencySampler, Link
+
+PHASE_GROUPS = 10
+SERIAL_PREFIX = {Kind.ECG_PATCH: "ECG", Kind.BP_CUFF: "BPC", Kind.SWEAT_PATCH: "SWP"}
+
+
+@dataclass(frozen=True)
+class Group:
+    """The devices of one kind whose windows close together."""
+
+    kind: Kind
+    local: npt.NDArray[np.intp]
+    endpoints: tuple[Endpoint, ...]
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The built fleet: endpoints in device order, serials, generators and phase groups."""
+
+    endpoints: tuple[Endpoint, ...]
+    serials: tuple[str, ...]
+    generators: dict[Kind, PlaceholderVitals]
+    groups: tuple[tuple[Group, ...], ...]
+
+    def phase(self, group: int, window: float) -> float:
+        """Offset of a phase group's windows within the window period."""
+        return group * window / len(self.groups)
+
+
+def build_fleet(scenario: Scenario, seeds: SeedTree, access: LatencySampler) -> Fleet:
+    """Create every device of the scenario with its core, link and sensor generator.
+
+    Args:
+        scenario: the (validated) scenario.
+        seeds: the run's seed tree.
+        access: the latency sampler of the devices' access network.
+
+    Returns:
+        The fleet.
+    """
+    c = scenario.fleet.cohort
+    cohort = CohortParams(c.hr_mean_bpm, c.hr_sd_bpm, c.sys_mean_mmhg, c.sys_sd_mmhg,
+                          c.dia_mean_mmhg, c.dia_sd_mmhg, c.salty_sweater_fraction)
+    config = WearableConfig(window_s=scenario.window)
+    tenant = scenario.fleet.tenant
+    soc = seeds.rng("fleet", "battery").uniform(0.6, 1.0, scenario.device_count())
+    endpoints: list[Endpoint] = []
+    serials: list[str] = []
+    generators: dict[Kind, PlaceholderVitals] = {}
+    by_group: list[list[Group]] = [[] for _ in range(PHASE_GROUPS)]
+    for kind in Kind:
+        n = scenario.fleet.devices.get(kind.value, 0)
+        if n == 0:
+            continue
+        generators[kind] = PlaceholderVitals(kind, n, cohort, seeds.rng("sensors", kind.value))
+        first = len(endpoints)
+        for j in range(n):
+            i = first + j
+            ueid = Ueid.from_random(seeds.entropy("device", i, "ueid")).hex
+            core = WearableCore(ueid, kind, tenant, Battery(PROFILES[kind], float(soc[i])),
+                                seeds.rng("device", i), config)
+            endpoints.append(Endpoint(Principal(Role.DEVICE, tenant, ueid), core, Link(),
+                                      access, index=i))
+            serials.append(f"{SERIAL_PREFIX[kind]}-{j + 1:05d}")
+        for g in range(PHASE_GROUPS):
+            local = np.arange(g, n, PHASE_GROUPS, dtype=np.intp)
+            if len(local):
+                eps = tuple(endpoints[first + int(j)] for j in local)
+                by_group[g].append(Group(kind, local, eps))
+    return Fleet(tuple(endpoints), tuple(serials), generators, tuple(map(tuple, by_group)))
