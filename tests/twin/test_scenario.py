@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -199,14 +198,15 @@ def test_directory_is_refused(tmp_path: Path) -> None:
     assert problems(tmp_path) == (f"{tmp_path}: is a directory, not a scenario file",)
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads any file")
-def test_unreadable_file_is_named(tmp_path: Path) -> None:
+def test_unreadable_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Root (as in CI) reads a chmod-0 file, so the OS refusal is injected at the read itself.
     path = write(tmp_path, MINIMAL)
-    path.chmod(0)
-    try:
-        assert problems(path) == (f"{path}: cannot read the file (permission denied)",)
-    finally:
-        path.chmod(0o600)
+
+    def refuse(self: Path, *args: object, **kwargs: object) -> str:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_text", refuse)
+    assert problems(path) == (f"{path}: cannot read the file (permission denied)",)
 
 
 def test_non_utf8_file_is_named(tmp_path: Path) -> None:

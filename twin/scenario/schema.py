@@ -132,6 +132,8 @@ class Fleet(BaseModel):
     tenant: str = Field(default="ward-7", pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
     devices: dict[DeviceKind, Annotated[int, Field(ge=0)]]
     cohort: Cohort = Cohort()
+    buffer_windows: int = Field(default=4096, ge=1, le=1_000_000)
+    """Telemetry windows a device keeps while offline before it drops the oldest."""
 
     @field_validator("devices")
     @classmethod

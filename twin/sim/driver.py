@@ -111,7 +111,6 @@ class SimRun:
             for ep, serial in zip(self.fleet.endpoints, self.fleet.serials, strict=True)
         )
         self._session_up(self.cloud, self.cloud.link.epoch)
-        self._feed(self.cloud, PowerOn(), 0.0)
         for ep in self.fleet.endpoints:
             self._feed(ep, Provisioned(), 0.0)
             self._feed(ep, PowerOn(), 0.0)

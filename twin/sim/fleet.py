@@ -67,7 +67,7 @@ def build_fleet(scenario: Scenario, seeds: SeedTree, access: LatencySampler) -> 
     c = scenario.fleet.cohort
     cohort = CohortParams(c.hr_mean_bpm, c.hr_sd_bpm, c.sys_mean_mmhg, c.sys_sd_mmhg,
                           c.dia_mean_mmhg, c.dia_sd_mmhg, c.salty_sweater_fraction)
-    config = WearableConfig(window_s=scenario.window)
+    config = WearableConfig(window_s=scenario.window, buffer_limit=scenario.fleet.buffer_windows)
     tenant = scenario.fleet.tenant
     soc = seeds.rng("fleet", "battery").uniform(0.6, 1.0, scenario.device_count())
     endpoints: list[Endpoint] = []

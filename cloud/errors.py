@@ -1,0 +1,41 @@
+"""The cloud package's exceptions (house style 6: one tree per package, documented here).
+
+::
+
+    MedtwinError                 (twin.core.errors)
+    └── CloudError               anything the cloud tier refuses on purpose
+        ├── StoreError           the run store cannot be created, opened, read or written
+        └── IngestRejected       a delivered message failed verification; carries ``reason``
+
+:class:`IngestRejected` exists so code that verifies one message at a time can raise a single
+typed error (house style 4); :class:`cloud.ingest.CloudCore` catches it and turns it into a
+``Reject`` effect, so a peer's bad bytes never escape the core as an exception.
+"""
+
+from __future__ import annotations
+
+from twin.core.errors import MedtwinError
+
+
+class CloudError(MedtwinError):
+    """Base of every error the cloud tier raises deliberately."""
+
+
+class StoreError(CloudError):
+    """The run store could not do what was asked; the message names the file and the reason."""
+
+
+class IngestRejected(CloudError):
+    """A message delivered to the cloud failed a verification check.
+
+    Attributes:
+        reason: a short, stable code for counting and reports: ``"topic"``, ``"decode"``,
+            ``"identity_mismatch"``, ``"channel_mismatch"``, ``"kind_mismatch"``,
+            ``"duplicate"`` or ``"too_old"``.
+        detail: a human-readable explanation (never more than a short prefix of peer data).
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
