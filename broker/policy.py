@@ -89,6 +89,8 @@ class BrokerPolicy:
         Raises:
             AccessDenied: the topic is malformed or not ``who``'s to publish to.
         """
+        if not isinstance(topic, str) or not topic or "+" in topic or "#" in topic:
+            raise AccessDenied("a PUBLISH topic has no wildcards (MQTT-3.3.2-2)")
         if not self.topic_acl:
             return
         try:

@@ -19,6 +19,7 @@ add their own terms through :meth:`Battery.spend_mj`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -45,7 +46,12 @@ class PowerProfile:
     tx_mj: float
 
     def __post_init__(self) -> None:
-        if min(self.capacity_mah, self.voltage_v) <= 0 or min(self.base_ua, self.tx_mj) < 0:
+        positive = (self.capacity_mah, self.voltage_v)
+        non_negative = (self.base_ua, self.tx_mj)
+        # Written as "not (x > 0)" so NaN fails too.
+        if not all(x > 0 for x in positive) or not all(x >= 0 for x in non_negative) or not all(
+            math.isfinite(x) for x in (*positive, *non_negative)
+        ):
             raise BatteryError(f"impossible power profile: {self}")
 
 
@@ -87,11 +93,19 @@ class Battery:
         return self._charge_mah <= 0.0
 
     def run_for(self, seconds: float) -> None:
-        """Drain the base current for ``seconds`` of powered time."""
+        """Drain the base current for ``seconds`` of powered time.
+
+        Raises:
+            BatteryError: for negative time (a battery is not charged by running backwards).
+        """
         self._drain(self.profile.base_ua * 1e-3 * seconds / _SECONDS_PER_HOUR)
 
     def spend_mj(self, millijoules: float) -> None:
-        """Drain an energy cost (a transmission, an inference, a flash write)."""
+        """Drain an energy cost (a transmission, an inference, a flash write).
+
+        Raises:
+            BatteryError: for a negative cost.
+        """
         # mJ / V = mC; mC / 3600 = mAh
         self._drain(millijoules / self.profile.voltage_v / _SECONDS_PER_HOUR)
 
@@ -106,4 +120,6 @@ class Battery:
         return self._charge_mah / (self.profile.base_ua * 1e-3)
 
     def _drain(self, mah: float) -> None:
+        if not mah >= 0.0:
+            raise BatteryError(f"a drain must be a non-negative amount, got {mah} mAh")
         self._charge_mah = max(0.0, self._charge_mah - mah)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,8 @@ class WearableConfig:
     Attributes:
         window_s: the telemetry window period (battery drain per window).
         buffer_limit: windows kept while offline before the oldest is dropped.
-        backoff_base_s: first reconnect delay.
+        backoff_base_s: ceiling of the first reconnect delay (each delay is drawn from
+            the upper half of its ceiling, and the ceiling doubles per failed attempt).
         backoff_cap_s: largest reconnect delay.
         qos: MQTT QoS for telemetry (1: at least once, the cloud de-duplicates).
     """
@@ -69,7 +71,7 @@ class WearableConfig:
 
 
 class WearableCore:
-    """One wearable's device logic.
+    """One wearable's device logic (slotted: a fleet holds tens of thousands of these).
 
     Args:
         device: the device's UEID hex (its topic segment and certificate identity).
@@ -79,6 +81,9 @@ class WearableCore:
         rng: its own random stream (back-off jitter).
         config: fleet-wide tunables.
     """
+
+    __slots__ = ("_attempt", "_events_topic", "_rng", "_telemetry_topic", "battery", "buffer",
+                 "config", "device", "kind", "next_seq", "state", "tenant")
 
     def __init__(
         self,
@@ -101,15 +106,6 @@ class WearableCore:
         self._attempt = 0
         self._telemetry_topic = topics.telemetry(tenant, device)
         self._events_topic = topics.events(tenant, device)
-        self._handlers: Mapping[type, Callable[[object, float], list[Effect]]] = {
-            Provisioned: self._on_provisioned,
-            PowerOn: self._on_power_on,
-            LinkUp: self._on_link_up,
-            LinkDown: self._on_link_down,
-            TimerFired: self._on_timer,
-            WindowReady: self._on_window,
-            MessageReceived: self._on_message,
-        }
 
     def handle(self, event: Event | Provisioned, now: float) -> list[Effect]:
         """Take one event at simulated time ``now`` and return the effects to carry out.
@@ -118,8 +114,8 @@ class WearableCore:
             TransitionError: if the driver sends an event the lifecycle forbids (a driver bug;
                 a peer's bytes never cause it).
         """
-        handler = self._handlers.get(type(event))
-        return handler(event, now) if handler else []
+        handler = _HANDLERS.get(type(event))
+        return handler(self, event, now) if handler else []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -153,7 +149,9 @@ class WearableCore:
             return []
         effects = self._fire(Ev.LINK_DOWN, now) if self.state is not State.RECONNECTING else []
         self._attempt += 1
-        ceiling = min(self.config.backoff_cap_s, self.config.backoff_base_s * 2.0 ** self._attempt)
+        # The exponent is bounded so a day-long outage cannot overflow the float.
+        doubling = 2.0 ** min(self._attempt - 1, 32)
+        ceiling = min(self.config.backoff_cap_s, self.config.backoff_base_s * doubling)
         delay = ceiling / 2 + float(self._rng.uniform(0.0, ceiling / 2))  # "equal jitter"
         effects.append(StartTimer(RECONNECT_TIMER, delay))
         return effects
@@ -172,7 +170,7 @@ class WearableCore:
             return []
         self.battery.run_for(self.config.window_s)
         if self.battery.empty:
-            return [*self._fire(Ev.BATTERY_EMPTY, now), Disconnect()]
+            return [*self._fire(Ev.BATTERY_EMPTY, now), *self._drop_buffer(), Disconnect()]
         message = Telemetry(self.device, self._take_seq(), now, self.kind, event.values,
                             round(self.battery.soc, 4), event.score, event.flags)
         payload = codec.encode(message)
@@ -193,6 +191,13 @@ class WearableCore:
         self.buffer.popleft()
         return [Count("telemetry.lost"), Count("telemetry.lost.buffer_overflow"),
                 Notice(self.device, "buffer_overflow", {"buffered": len(self.buffer)})]
+
+    def _drop_buffer(self) -> list[Effect]:
+        """The device stops for good: windows still buffered will never be sent."""
+        dropped, self.buffer = len(self.buffer), deque()
+        if not dropped:
+            return []
+        return [Count("telemetry.lost", dropped), Count("telemetry.lost.device_stopped", dropped)]
 
     def _take_seq(self) -> int:
         seq, self.next_seq = self.next_seq, self.next_seq + 1
@@ -219,10 +224,23 @@ class WearableCore:
         effects = self._fire(transition, now)
         if transition is Ev.RELEASE:
             effects.append(Connect())
-        elif transition in (Ev.QUARANTINE, Ev.DECOMMISSION):
-            effects.append(Disconnect())
+        elif transition is Ev.DECOMMISSION:
+            effects.extend([*self._drop_buffer(), Disconnect()])
+        elif transition is Ev.QUARANTINE:
+            effects.append(Disconnect())  # the buffer is kept: release sends it
         return effects
 
+
+_HANDLERS: Mapping[type, Callable[[WearableCore, Any, float], list[Effect]]] = {
+    Provisioned: WearableCore._on_provisioned,
+    PowerOn: WearableCore._on_power_on,
+    LinkUp: WearableCore._on_link_up,
+    LinkDown: WearableCore._on_link_down,
+    TimerFired: WearableCore._on_timer,
+    WindowReady: WearableCore._on_window,
+    MessageReceived: WearableCore._on_message,
+}
+"""Which method handles which event (one table for the class, not a dict per device)."""
 
 _COMMANDS: Mapping[str, Ev] = {
     "quarantine": Ev.QUARANTINE,

@@ -67,10 +67,15 @@ class PlaceholderVitals:
             base = np.clip(rng.normal(c.hr_mean_bpm, c.hr_sd_bpm, (n, 1)), 45, 110)
             return base, np.full((n, 1), 3.0), np.full((n, 1), 0.08)
         if kind is Kind.BP_CUFF:
-            sys = np.clip(rng.normal(c.sys_mean_mmhg, c.sys_sd_mmhg, n), 90, 175)
-            gap = np.clip(rng.normal(c.sys_mean_mmhg - c.dia_mean_mmhg, 6.0, n), 25, 70)
-            dip = np.clip(rng.normal(0.12, 0.05, (n, 1)), -0.05, 0.25)  # risers to extreme dippers
-            return np.column_stack([sys, sys - gap]), np.tile([5.0, 3.5], (n, 1)), np.tile(dip, 2)
+            # Systolic and diastolic correlate (r about 0.6 in population surveys); the
+            # diastolic spread is the cohort's own, and the pulse pressure stays >= 25 mmHg.
+            z_sys, z_other = rng.standard_normal(n), rng.standard_normal(n)
+            sys = np.clip(c.sys_mean_mmhg + c.sys_sd_mmhg * z_sys, 100, 175)
+            z_dia = 0.6 * z_sys + 0.8 * z_other
+            dia = np.clip(c.dia_mean_mmhg + c.dia_sd_mmhg * z_dia, 58, 105)
+            dia = np.minimum(dia, sys - 25)
+            dip = np.clip(rng.normal(0.12, 0.05, (n, 1)), -0.05, 0.2)  # risers to extreme dippers
+            return np.column_stack([sys, dia]), np.tile([5.0, 3.5], (n, 1)), np.tile(dip, 2)
         salty = rng.random(n) < c.salty_sweater_fraction
         na = np.clip(np.where(salty, rng.normal(70, 10, n), rng.normal(35, 10, n)), 10, 100)
         k = np.clip(rng.normal(6.0, 1.0, n), 4, 8)

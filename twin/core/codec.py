@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import cbor2
 
-from twin.core.errors import DecodeError
+from twin.core.errors import DecodeError, brief
 from twin.core.identity import is_device_id
 from twin.core.messages import (
     METRICS,
@@ -36,12 +36,15 @@ MAX_SEQ: Final = 2**63 - 1
 _MAX_NAME: Final = 64
 _MAX_ITEMS: Final = 32
 _MAX_BLOB: Final = 64 * 1024
+_MAX_INT: Final = 2**64
+_KINDS: Final[Mapping[Any, Kind]] = {k.value: k for k in Kind}
 
 Check = Callable[[Any, str], Any]
 
 
 def _fail(path: str, why: str) -> DecodeError:
     return DecodeError(f"{path}: {why}")
+
 
 
 def _device(v: Any, path: str) -> str:
@@ -57,9 +60,13 @@ def _seq(v: Any, path: str) -> int:
 
 
 def _number(v: Any, path: str) -> float:
-    if type(v) not in (int, float) or not math.isfinite(v):
-        raise _fail(path, "must be a finite number")
-    return float(v)
+    t = type(v)
+    if t is float:
+        if math.isfinite(v):
+            return v  # type: ignore[no-any-return]
+    elif t is int and -_MAX_INT <= v <= _MAX_INT:
+        return float(v)
+    raise _fail(path, "must be a finite number")
 
 
 def _time(v: Any, path: str) -> float:
@@ -105,10 +112,10 @@ def _bool(v: Any, path: str) -> bool:
 
 
 def _kind(v: Any, path: str) -> Kind:
-    try:
-        return Kind(v)
-    except (ValueError, TypeError):
-        raise _fail(path, f"unknown device kind {v!r:.32}") from None
+    kind = _KINDS.get(v) if type(v) is str else None
+    if kind is None:
+        raise _fail(path, f"unknown device kind {brief(v)}")
+    return kind
 
 
 def _values(v: Any, path: str) -> dict[str, float]:
@@ -117,7 +124,7 @@ def _values(v: Any, path: str) -> dict[str, float]:
     out = {}
     for name, value in v.items():
         if type(name) is not str or name not in METRICS:
-            raise _fail(path, f"unknown metric {name!r:.32}")
+            raise _fail(path, f"unknown metric {brief(name)}")
         out[name] = _number(value, f"{path}.{name}")
     return out
 
@@ -183,12 +190,25 @@ def _to_wire(value: Any) -> Any:
     return value
 
 
+def _encode_telemetry(m: Telemetry) -> bytes:
+    """The hot path of :func:`encode` (one call per device window), same wire form."""
+    wire: dict[str, Any] = {"v": SCHEMA_VERSION, "m": "tm", "d": m.device, "s": m.seq,
+                            "t": m.t, "k": m.kind.value, "x": dict(m.values), "b": m.battery}
+    if m.score is not None:
+        wire["a"] = m.score
+    if m.flags:
+        wire["f"] = list(m.flags)
+    return cbor2.dumps(wire)
+
+
 def encode(message: Message) -> bytes:
     """Encode a message to CBOR bytes.
 
     Raises:
         TypeError: if ``message`` is not one of the project's message types (a bug, not input).
     """
+    if type(message) is Telemetry:
+        return _encode_telemetry(message)
     tag = _TAG_OF.get(type(message))
     if tag is None:
         raise TypeError(f"not a message: {type(message).__name__}")
@@ -200,21 +220,65 @@ def encode(message: Message) -> bytes:
     return cbor2.dumps(wire)
 
 
-def _refuse_tag(_decoder: Any, tag: Any) -> Any:
-    raise DecodeError(f"CBOR tag {tag.tag} is not allowed in a payload")
+def _refuse_tag(*args: Any) -> Any:
+    # cbor2's hook arguments differ between versions; find the tag among them.
+    number = next((a.tag for a in args if isinstance(a, cbor2.CBORTag)), "?")
+    raise DecodeError(f"CBOR tag {number} is not allowed in a payload")
+
+
+def _refuser(number: int) -> Callable[..., Any]:
+    def refuse(*_args: Any) -> Any:
+        raise DecodeError(f"CBOR tag {number} is not allowed in a payload")
+
+    return refuse
+
+
+# The tags cbor2 decodes itself (dates, bignums, shared references, sets, ...), found by
+# probing cbor2 6.3; the payload grammar has no tags, and shared references (28/29) would let
+# a few hundred bytes expand into an exponentially large structure.
+_BUILTIN_TAGS: Final = (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258,
+                        260, 261, 1004, 43000, 55799)
+_NO_SEMANTICS: Final = {number: _refuser(number) for number in _BUILTIN_TAGS}
+_MAX_DEPTH: Final = 8
 
 
 def _load(data: bytes) -> Any:
     stream = io.BytesIO(data)
     try:
-        obj = cbor2.CBORDecoder(stream, tag_hook=_refuse_tag).decode()
+        obj = cbor2.CBORDecoder(
+            stream, tag_hook=_refuse_tag, semantic_decoders=_NO_SEMANTICS, max_depth=_MAX_DEPTH,
+            allow_duplicate_keys=False, strict_hashable_types=True, allow_indefinite=False,
+        ).decode()
     except DecodeError:
         raise
     except Exception as exc:  # a peer's bytes must never escape as a library error
+        # cbor2 wraps what a hook raised in its own error; surface our refusal.
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, DecodeError):
+            raise DecodeError(str(cause)) from None
         raise DecodeError(f"payload is not well-formed CBOR ({type(exc).__name__})") from None
     if stream.tell() != len(data):
         raise DecodeError(f"{len(data) - stream.tell()} bytes trail the CBOR item")
     return obj
+
+
+_TM_REQUIRED: Final = frozenset({"v", "m", "d", "s", "t", "k", "x", "b"})
+_TM_KEYS: Final = _TM_REQUIRED | {"a", "f"}
+
+
+def _decode_telemetry(obj: dict[str, Any]) -> Telemetry:
+    """The hot path of :func:`decode` for a telemetry map whose keys are all known.
+
+    The checks are the ones :data:`_SPECS` lists for ``"tm"``, called directly.
+    """
+    p = "tm."
+    return Telemetry(
+        _device(obj["d"], p + "device"), _seq(obj["s"], p + "seq"), _time(obj["t"], p + "t"),
+        _kind(obj["k"], p + "kind"), _values(obj["x"], p + "values"),
+        _fraction(obj["b"], p + "battery"),
+        _opt_number(obj["a"], p + "score") if "a" in obj else None,
+        _flags(obj["f"], p + "flags") if "f" in obj else (),
+    )
 
 
 def decode(data: bytes) -> Message:
@@ -238,16 +302,18 @@ def decode(data: bytes) -> Message:
     if type(obj) is not dict:
         raise DecodeError("payload is not a CBOR map")
     if obj.get("v") != SCHEMA_VERSION or type(obj.get("v")) is not int:
-        raise DecodeError(f"v: unsupported schema version {obj.get('v')!r:.16}")
+        raise DecodeError(f"v: unsupported schema version {brief(obj.get('v'))}")
     tag = obj.get("m")
     spec = _SPECS.get(tag) if type(tag) is str else None
     if spec is None:
-        raise DecodeError(f"m: unknown message type {tag!r:.16}")
+        raise DecodeError(f"m: unknown message type {brief(tag)}")
+    if tag == "tm" and obj.keys() >= _TM_REQUIRED and obj.keys() <= _TM_KEYS:
+        return _decode_telemetry(obj)
     cls, fields = spec
     known = {"v", "m"} | {key for key, *_ in fields}
     extra = [k for k in obj if k not in known]
     if extra:
-        raise DecodeError(f"{tag}: unknown field {extra[0]!r:.16}")
+        raise DecodeError(f"{tag}: unknown field {brief(extra[0])}")
     kwargs = {}
     for key, attr, check, required in fields:
         if key in obj:

@@ -20,6 +20,22 @@ class MedtwinError(Exception):
     """Base of every error the project raises deliberately."""
 
 
+def brief(value: object, limit: int = 32) -> str:
+    """Show a peer's value in an error message without rendering all of it.
+
+    ``repr`` of a peer's value is unsafe in an error path: a 5,000-digit integer makes Python
+    raise ValueError, and a shared-reference structure can be exponentially large. Strings are
+    cut before ``repr``; numbers are shown when short; anything else by its type name.
+    """
+    if type(value) is str:
+        return repr(value[:limit]) + ("..." if len(value) > limit else "")
+    if type(value) is int and abs(value) >= 10**18:
+        return "<huge int>"
+    if type(value) in (int, float, bool) or value is None:
+        return repr(value)[:limit]
+    return f"<{type(value).__name__}>"
+
+
 class DecodeError(MedtwinError):
     """A payload could not be decoded into a valid message.
 

@@ -17,12 +17,12 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from twin.core.errors import IdentityError
+from twin.core.errors import IdentityError, brief
 
 UEID_TYPE_RAND = 0x01
 UEID_ID_BYTES = 16
 URI_PREFIX = "urn:medtwin:device:"
-_HEX = re.compile(r"^01[0-9a-f]{32}$")
+_HEX = re.compile(r"01[0-9a-f]{32}")  # always fullmatch(): "$" would let a trailing "\n" in
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -60,8 +60,9 @@ class Ueid:
         Raises:
             IdentityError: naming the malformed text.
         """
-        if not isinstance(text, str) or not _HEX.match(text):
-            raise IdentityError(f"not a device UEID (34 lowercase hex digits, 01...): {text!r:.48}")
+        if not isinstance(text, str) or not _HEX.fullmatch(text):
+            shown = brief(text, 48)
+            raise IdentityError(f"not a device UEID (34 lowercase hex digits, 01...): {shown}")
         return cls(bytes.fromhex(text))
 
     @classmethod
@@ -72,7 +73,7 @@ class Ueid:
             IdentityError: if the URI has another scheme or a malformed UEID.
         """
         if not isinstance(uri, str) or not uri.startswith(URI_PREFIX):
-            raise IdentityError(f"not a medtwin device URI: {uri!r:.64}")
+            raise IdentityError(f"not a medtwin device URI: {brief(uri, 64)}")
         return cls.parse(uri[len(URI_PREFIX) :])
 
     @property
@@ -91,4 +92,4 @@ class Ueid:
 
 def is_device_id(text: str) -> bool:
     """Whether ``text`` is a well-formed UEID hex string (no exception, for hot paths)."""
-    return isinstance(text, str) and _HEX.match(text) is not None
+    return isinstance(text, str) and _HEX.fullmatch(text) is not None

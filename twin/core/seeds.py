@@ -3,9 +3,10 @@
 Streams are addressed by *name*, not by spawn order: ``tree.rng("device", 17, "radio")`` is the
 same stream whatever else the run asked for before, so adding a subsystem never shifts the
 numbers another one sees, and the same scenario and seed always give the same results.
-Names map to ``SeedSequence.spawn_key`` entries (strings through a stable hash, integers as
-themselves), so the streams are statistically independent as numpy guarantees for spawned
-sequences.
+A path maps to a ``SeedSequence.spawn_key`` of eight 32-bit words: SHA-256 over an
+unambiguous encoding of the path (each element typed and length-prefixed). Hashing the whole
+path matters: numpy splits large spawn-key integers into 32-bit words without a length marker,
+so mapping elements one by one lets ``("radio",)`` and a pair of small integers collide.
 """
 
 from __future__ import annotations
@@ -17,16 +18,21 @@ import numpy as np
 MAX_SEED = 2**63 - 1
 
 
-def _key(part: str | int) -> int:
-    """Map one path element to a spawn-key integer, stably across processes and versions."""
-    if isinstance(part, bool) or not isinstance(part, (str, int)):
-        raise TypeError(f"seed path elements are str or int, got {part!r}")
-    if isinstance(part, int):
-        if part < 0:
-            raise ValueError(f"seed path integers are >= 0, got {part}")
-        return part
-    # Strings land above 2**32 so they can never collide with small integer indices.
-    return 2**32 + int.from_bytes(hashlib.sha256(part.encode()).digest()[:8], "big")
+def _spawn_key(path: tuple[str | int, ...]) -> tuple[int, ...]:
+    """The spawn key of a stream path, stable across processes and versions."""
+    encoded = bytearray()
+    for part in path:
+        if isinstance(part, bool) or not isinstance(part, (str, int)):
+            raise TypeError(f"seed path elements are str or int, got {type(part).__name__}")
+        if isinstance(part, int):
+            if part < 0:
+                raise ValueError(f"seed path integers are >= 0, got {part}")
+            text, marker = str(part).encode(), b"i"
+        else:
+            text, marker = part.encode(), b"s"
+        encoded += marker + len(text).to_bytes(4, "big") + text
+    digest = hashlib.sha256(bytes(encoded)).digest()
+    return tuple(int.from_bytes(digest[i : i + 4], "big") for i in range(0, 32, 4))
 
 
 class SeedTree:
@@ -48,7 +54,7 @@ class SeedTree:
 
     def sequence(self, *path: str | int) -> np.random.SeedSequence:
         """The ``SeedSequence`` for a named stream, e.g. ``("device", 17)``."""
-        return np.random.SeedSequence(self.seed, spawn_key=tuple(_key(p) for p in path))
+        return np.random.SeedSequence(self.seed, spawn_key=_spawn_key(path))
 
     def rng(self, *path: str | int) -> np.random.Generator:
         """A fresh PCG64 generator for a named stream."""

@@ -2,7 +2,9 @@
 
 A broker with 10,000 devices each subscribed to its own command topic cannot test every filter
 for every message; a trie keyed by topic level finds the matches by walking only the branches a
-topic can reach (the literal level, ``+`` and ``#``), as production brokers do.
+topic can reach (the literal level, ``+`` and ``#``), as production brokers do. Results are
+cached per topic until the subscriptions change, since a fleet publishes to the same topics
+over and over while subscribing rarely.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Generic, TypeVar
 from twin.core.topics import check_filter
 
 V = TypeVar("V", bound=Hashable)
+_CACHE_LIMIT = 200_000
 
 
 class _Node(Generic[V]):
@@ -29,6 +32,7 @@ class SubscriptionTree(Generic[V]):
     def __init__(self) -> None:
         self._root: _Node[V] = _Node()
         self._count = 0
+        self._cache: dict[str, tuple[V, ...]] = {}
 
     def __len__(self) -> int:
         return self._count
@@ -45,6 +49,7 @@ class SubscriptionTree(Generic[V]):
         if subscriber not in node.subscribers:
             node.subscribers[subscriber] = None
             self._count += 1
+            self._cache.clear()
 
     def remove(self, topic_filter: str, subscriber: V) -> bool:
         """Unsubscribe; returns whether the subscription existed."""
@@ -55,14 +60,19 @@ class SubscriptionTree(Generic[V]):
             return False
         del node.subscribers[subscriber]
         self._count -= 1
+        self._cache.clear()
         return True
 
-    def match(self, topic: str) -> list[V]:
+    def match(self, topic: str) -> tuple[V, ...]:
         """Every subscriber with a filter matching ``topic``, each once, in a stable order."""
-        levels = topic.split("/")
-        found: dict[V, None] = {}
-        self._walk(self._root, levels, 0, found, topic.startswith("$"))
-        return list(found)
+        cached = self._cache.get(topic)
+        if cached is None:
+            found: dict[V, None] = {}
+            self._walk(self._root, topic.split("/"), 0, found, topic.startswith("$"))
+            cached = self._cache[topic] = tuple(found)
+            if len(self._cache) > _CACHE_LIMIT:
+                self._cache.pop(next(iter(self._cache)))  # oldest first: bounded memory
+        return cached
 
     def _walk(
         self, node: _Node[V], levels: list[str], i: int, out: dict[V, None], dollar: bool

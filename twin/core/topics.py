@@ -20,13 +20,19 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from twin.core.errors import TopicError
+from twin.core.errors import TopicError, brief
 from twin.core.identity import is_device_id
 
 PREFIX = "medtwin/v1"
 MAX_TOPIC_BYTES = 256
-_TENANT = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-_REST = re.compile(r"^[a-z0-9_-]{1,32}$")
+# Always used with fullmatch(): "$" also matches before a trailing newline.
+_TENANT = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+_REST = re.compile(r"[a-z0-9_-]{1,32}")
+_TOPIC = re.compile(
+    r"medtwin/v1/([a-z0-9][a-z0-9-]{0,31})/(01[0-9a-f]{32})/(telemetry|events|cmd|prov)"
+    r"(?:/([a-z0-9_-]{1,32}(?:/[a-z0-9_-]{1,32})*))?"
+)
+"""The whole grammar in one expression: the per-message fast path of :func:`parse`."""
 
 
 class Channel(StrEnum):
@@ -36,6 +42,9 @@ class Channel(StrEnum):
     EVENTS = "events"
     CMD = "cmd"
     PROV = "prov"
+
+
+_CHANNELS = {c.value: c for c in Channel}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +66,8 @@ def check_tenant(tenant: str) -> str:
     Raises:
         TopicError: naming the bad tenant.
     """
-    if not isinstance(tenant, str) or not _TENANT.match(tenant):
-        raise TopicError(f"bad tenant {tenant!r:.40}: use [a-z0-9][a-z0-9-]{{0,31}}")
+    if not isinstance(tenant, str) or not _TENANT.fullmatch(tenant):
+        raise TopicError(f"bad tenant {brief(tenant, 40)}: use [a-z0-9][a-z0-9-]{{0,31}}")
     return tenant
 
 
@@ -70,14 +79,17 @@ def build(tenant: str, device: str, channel: Channel | str, rest: str = "") -> s
     """
     check_tenant(tenant)
     if not is_device_id(device):
-        raise TopicError(f"bad device segment {device!r:.40}: expected a UEID hex string")
+        raise TopicError(f"bad device segment {brief(device, 40)}: expected a UEID hex string")
     try:
         chan = Channel(channel)
     except ValueError:
-        raise TopicError(f"unknown channel {channel!r:.20}") from None
-    if rest and not all(_REST.match(part) for part in rest.split("/")):
-        raise TopicError(f"bad topic suffix {rest!r:.40}")
-    return f"{PREFIX}/{tenant}/{device}/{chan.value}" + (f"/{rest}" if rest else "")
+        raise TopicError(f"unknown channel {brief(channel, 20)}") from None
+    if rest and not all(_REST.fullmatch(part) for part in rest.split("/")):
+        raise TopicError(f"bad topic suffix {rest[:40]!r}")
+    topic = f"{PREFIX}/{tenant}/{device}/{chan.value}" + (f"/{rest}" if rest else "")
+    if len(topic) > MAX_TOPIC_BYTES:
+        raise TopicError(f"topic longer than {MAX_TOPIC_BYTES} bytes")
+    return topic
 
 
 def telemetry(tenant: str, device: str) -> str:
@@ -101,12 +113,17 @@ def parse(topic: str) -> Topic:
     Raises:
         TopicError: naming what is wrong with the topic.
     """
-    if not isinstance(topic, str) or len(topic.encode()) > MAX_TOPIC_BYTES:
-        raise TopicError(f"topic is not a string of at most {MAX_TOPIC_BYTES} bytes")
+    if not isinstance(topic, str) or len(topic) > MAX_TOPIC_BYTES:
+        raise TopicError(f"topic is not a string of at most {MAX_TOPIC_BYTES} characters")
+    if (m := _TOPIC.fullmatch(topic)) is not None:
+        return Topic(m[1], m[2], _CHANNELS[m[3]], m[4] or "")
+    # Slow path: find which segment is wrong, for the error message.
     parts = topic.split("/", 5)
     if len(parts) < 5 or f"{parts[0]}/{parts[1]}" != PREFIX:
-        raise TopicError(f"not a {PREFIX}/... topic: {topic!r:.80}")
+        raise TopicError(f"not a {PREFIX}/... topic: {brief(topic, 80)}")
     rest = parts[5] if len(parts) == 6 else ""
+    if len(parts) == 6 and not rest:
+        raise TopicError(f"empty last topic level: {topic[:80]!r}")
     # build() re-validates every segment and gives the precise error.
     build(parts[2], parts[3], parts[4], rest)
     return Topic(parts[2], parts[3], Channel(parts[4]), rest)
@@ -125,9 +142,10 @@ def check_filter(topic_filter: str) -> str:
     levels = topic_filter.split("/")
     for i, level in enumerate(levels):
         if "#" in level and (level != "#" or i != len(levels) - 1):
-            raise TopicError(f"'#' must be a whole last level (MQTT-4.7.1-2): {topic_filter!r:.80}")
+            shown = brief(topic_filter, 80)
+            raise TopicError(f"'#' must be a whole last level (MQTT-4.7.1-2): {shown}")
         if "+" in level and level != "+":
-            raise TopicError(f"'+' must be a whole level (MQTT-4.7.1-3): {topic_filter!r:.80}")
+            raise TopicError(f"'+' must be a whole level (MQTT-4.7.1-3): {brief(topic_filter, 80)}")
     return topic_filter
 
 

@@ -69,7 +69,7 @@ class SimBroker:
         self.policy.authorize_subscribe(client.principal, topic_filter)
         self._subscriptions.add(topic_filter, client)
 
-    def publish(self, sender: Endpoint, topic: str) -> list[Endpoint]:
+    def publish(self, sender: Endpoint, topic: str) -> tuple[Endpoint, ...]:
         """Authorise a publish and return the clients it must be delivered to.
 
         Raises:
