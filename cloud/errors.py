@@ -5,7 +5,9 @@
     MedtwinError                 (twin.core.errors)
     └── CloudError               anything the cloud tier refuses on purpose
         ├── StoreError           the run store cannot be created, opened, read or written
-        └── IngestRejected       a delivered message failed verification; carries ``reason``
+        ├── IngestRejected       a delivered message failed verification; carries ``reason``
+        ├── CertificateRejected  path validation, profile or revocation check failed (pki)
+        └── InventoryError       an unknown chip or device, or a refused lifecycle change
 
 :class:`IngestRejected` exists so code that verifies one message at a time can raise a single
 typed error (house style 4); :class:`cloud.ingest.CloudCore` catches it and turns it into a
@@ -39,3 +41,12 @@ class IngestRejected(CloudError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+class CertificateRejected(CloudError):
+    """A certificate failed path validation, its profile, or the revocation check."""
+
+
+class InventoryError(CloudError):
+    """The inventory refused: unknown chip, duplicate registration, or a lifecycle event
+    the device's state does not allow. Nothing is written when it is raised."""

@@ -27,12 +27,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from cloud.errors import CloudError
+from cloud.errors import CertificateRejected
 from twin.core.identity import Ueid
 
-
-class CertificateRejected(CloudError):
-    """A certificate failed path validation, its profile, or the revocation check."""
+__all__ = ["Authority", "CertificateRejected", "build_crl", "issue_device", "issue_service",
+           "load_pem_certificate", "make_issuing", "make_root", "verify_device"]
 
 
 _SHA256 = hashes.SHA256()

@@ -1,0 +1,283 @@
+"""The platform inventory: every chip registered at manufacture, every device's lifecycle.
+
+A chip is registered with its instance ID and attestation public key (never a private key:
+QDID keys are derived inside the silicon). From then on a device moves through the platform
+lifecycle below, one audited transition at a time; the audit row and the state change are
+written in one transaction, so the inventory never shows a state without the event that led
+to it.
+
+::
+
+    registered -provision-> provisioned -onboard-> onboarded -activate-> active
+    onboarded|active -quarantine-> quarantined -release-> active
+    (any but decommissioned) -revoke-> revoked
+    (any but decommissioned) -decommission-> decommissioned
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from cloud.errors import InventoryError
+from twin.core.errors import TransitionError
+from twin.core.lifecycle import TransitionTable
+
+
+class State(StrEnum):
+    """A device's platform lifecycle state."""
+
+    REGISTERED = "registered"
+    PROVISIONED = "provisioned"
+    ONBOARDED = "onboarded"
+    ACTIVE = "active"
+    QUARANTINED = "quarantined"
+    REVOKED = "revoked"
+    DECOMMISSIONED = "decommissioned"
+
+
+class Event(StrEnum):
+    """What the platform did to a device."""
+
+    PROVISION = "provision"
+    ONBOARD = "onboard"
+    ACTIVATE = "activate"
+    QUARANTINE = "quarantine"
+    RELEASE = "release"
+    REVOKE = "revoke"
+    DECOMMISSION = "decommission"
+
+
+S = State
+_LIVE = (S.REGISTERED, S.PROVISIONED, S.ONBOARDED, S.ACTIVE, S.QUARANTINED)
+LIFECYCLE = TransitionTable.build("inventory", [
+    (S.REGISTERED, Event.PROVISION, S.PROVISIONED),
+    (S.PROVISIONED, Event.ONBOARD, S.ONBOARDED),
+    (S.ONBOARDED, Event.ACTIVATE, S.ACTIVE),
+    ((S.ONBOARDED, S.ACTIVE), Event.QUARANTINE, S.QUARANTINED),
+    (S.QUARANTINED, Event.RELEASE, S.ACTIVE),
+    (_LIVE, Event.REVOKE, S.REVOKED),
+    ((*_LIVE, S.REVOKED), Event.DECOMMISSION, S.DECOMMISSIONED),
+])
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What the platform knows about one chip and the device built on it.
+
+    Attributes:
+        chip: the chip's instance ID (hex), fixed for its life.
+        attestation_key: the chip's attestation public key, DER SubjectPublicKeyInfo.
+        state: the lifecycle state.
+        device: the current device identity (UEID hex of the identity key), once enrolled.
+        tenant, kind, patient: ownership and use.
+        firmware: the installed firmware version.
+        certificate_serial: the serial of the current operational certificate.
+    """
+
+    chip: str
+    attestation_key: bytes
+    state: State = State.REGISTERED
+    device: str = ""
+    tenant: str = ""
+    kind: str = ""
+    patient: str = ""
+    firmware: int = 0
+    certificate_serial: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One audited inventory change."""
+
+    t: float
+    chip: str
+    event: str
+    detail: Mapping[str, str | int | float]
+
+
+class Inventory(ABC):
+    """The inventory interface; :class:`MemoryInventory` for tests, :class:`SqliteInventory`
+    for runs and ``twin provision``."""
+
+    @abstractmethod
+    def get(self, chip: str) -> Record:
+        """The chip's record. Raises InventoryError for an unknown chip."""
+
+    @abstractmethod
+    def _write(self, record: Record, audit: AuditEvent, new: bool) -> None:
+        """Store the record and its audit event atomically."""
+
+    @abstractmethod
+    def audit(self, chip: str | None = None) -> list[AuditEvent]:
+        """Audit events, oldest first (for one chip, or all)."""
+
+    @abstractmethod
+    def records(self) -> list[Record]:
+        """Every record, in registration order."""
+
+    def register(self, chip: str, attestation_key: bytes, now: float,
+                 detail: Mapping[str, str | int | float] | None = None) -> Record:
+        """Register a newly manufactured chip.
+
+        Raises:
+            InventoryError: the chip is already registered (a second registration could
+                swap its attestation key).
+        """
+        if self.find(chip) is not None:
+            raise InventoryError(f"chip {chip} is already registered")
+        record = Record(chip, attestation_key)
+        self._write(record, AuditEvent(now, chip, "register", dict(detail or {})), new=True)
+        return record
+
+    def find(self, chip: str) -> Record | None:
+        """The chip's record, or None."""
+        try:
+            return self.get(chip)
+        except InventoryError:
+            return None
+
+    def fire(self, chip: str, event: Event, now: float, detail: Mapping[str, str | int | float]
+             | None = None, **changes: str | int) -> Record:
+        """Apply a lifecycle event (and field changes) to a chip's record, audited.
+
+        Raises:
+            InventoryError: unknown chip, or the event is not allowed in its state; nothing
+                is written.
+        """
+        record = self.get(chip)
+        try:
+            state = LIFECYCLE.next(record.state, event)
+        except TransitionError as exc:
+            raise InventoryError(f"chip {chip}: {exc}") from None
+        updated = replace(record, state=state, **changes)  # type: ignore[arg-type]
+        audit = AuditEvent(now, chip, event.value, {"from": record.state.value,
+                                                   "to": state.value, **(detail or {})})
+        self._write(updated, audit, new=False)
+        return updated
+
+    def update(self, chip: str, now: float, event: str,
+               detail: Mapping[str, str | int | float] | None = None,
+               **changes: str | int) -> Record:
+        """Change fields without a lifecycle transition (renewal, firmware), audited.
+
+        Raises:
+            InventoryError: unknown chip.
+        """
+        updated = replace(self.get(chip), **changes)  # type: ignore[arg-type]
+        self._write(updated, AuditEvent(now, chip, event, dict(detail or {})), new=False)
+        return updated
+
+    def by_state(self) -> dict[str, int]:
+        """How many chips are in each state."""
+        counts: dict[str, int] = {}
+        for record in self.records():
+            counts[record.state.value] = counts.get(record.state.value, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+class MemoryInventory(Inventory):
+    """An in-memory inventory (tests of the platform cores)."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, Record] = {}
+        self._audit: list[AuditEvent] = []
+
+    def get(self, chip: str) -> Record:
+        """The chip's record. Raises InventoryError for an unknown chip."""
+        try:
+            return self._records[chip]
+        except KeyError:
+            raise InventoryError(f"unknown chip {chip[:40]!r}") from None
+
+    def _write(self, record: Record, audit: AuditEvent, new: bool) -> None:
+        self._records[record.chip] = record
+        self._audit.append(audit)
+
+    def audit(self, chip: str | None = None) -> list[AuditEvent]:
+        """Audit events, oldest first."""
+        return [a for a in self._audit if chip is None or a.chip == chip]
+
+    def records(self) -> list[Record]:
+        """Every record, in registration order."""
+        return list(self._records.values())
+
+
+_FIELDS = ("chip", "attestation_key", "state", "device", "tenant", "kind", "patient",
+           "firmware", "certificate_serial")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chips (chip TEXT PRIMARY KEY, attestation_key BLOB NOT NULL,
+  state TEXT NOT NULL, device TEXT NOT NULL, tenant TEXT NOT NULL, kind TEXT NOT NULL,
+  patient TEXT NOT NULL, firmware INTEGER NOT NULL, certificate_serial TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (t REAL NOT NULL, chip TEXT NOT NULL, event TEXT NOT NULL,
+  detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_chip ON audit (chip);
+CREATE INDEX IF NOT EXISTS chips_device ON chips (device);
+"""
+
+
+class SqliteInventory(Inventory):
+    """The inventory in one SQLite file (WAL), e.g. ``DIR/inventory.sqlite``.
+
+    Args:
+        path: the database file; created with its schema if missing.
+
+    Raises:
+        InventoryError: the file cannot be opened as an inventory.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        try:
+            self._db = sqlite3.connect(str(path), isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise InventoryError(f"{path}: cannot open the inventory ({exc})") from None
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    @staticmethod
+    def _record(row: tuple[Any, ...]) -> Record:
+        chip, key, state, device, tenant, kind, patient, firmware, serial = row
+        return Record(chip, bytes(key), State(state), device, tenant, kind, patient,
+                      int(firmware), int(serial))
+
+    def get(self, chip: str) -> Record:
+        """The chip's record. Raises InventoryError for an unknown chip."""
+        row = self._db.execute(f"SELECT {','.join(_FIELDS)} FROM chips WHERE chip = ?",
+                               (chip,)).fetchone()
+        if row is None:
+            raise InventoryError(f"unknown chip {chip[:40]!r}")
+        return self._record(row)
+
+    def _write(self, record: Record, audit: AuditEvent, new: bool) -> None:
+        # Serial numbers are up to 159 bits: stored as text, SQLite integers are 64-bit.
+        values = (record.chip, record.attestation_key, record.state.value, record.device,
+                  record.tenant, record.kind, record.patient, record.firmware,
+                  str(record.certificate_serial))
+        with self._db:  # one transaction: the state change and its audit row, or neither
+            self._db.execute("BEGIN")
+            verb = "INSERT" if new else "REPLACE"
+            self._db.execute(f"{verb} INTO chips VALUES (?,?,?,?,?,?,?,?,?)", values)
+            self._db.execute("INSERT INTO audit VALUES (?,?,?,?)", (
+                audit.t, audit.chip, audit.event, json.dumps(dict(audit.detail), sort_keys=True)))
+
+    def audit(self, chip: str | None = None) -> list[AuditEvent]:
+        """Audit events, oldest first."""
+        sql = "SELECT t, chip, event, detail FROM audit"
+        rows = (self._db.execute(sql + " WHERE chip = ? ORDER BY rowid", (chip,)) if chip
+                else self._db.execute(sql + " ORDER BY rowid"))
+        return [AuditEvent(t, c, e, json.loads(d)) for t, c, e, d in rows]
+
+    def records(self) -> list[Record]:
+        """Every record, in registration order."""
+        rows = self._db.execute(f"SELECT {','.join(_FIELDS)} FROM chips ORDER BY rowid")
+        return [self._record(row) for row in rows]
