@@ -92,5 +92,5 @@ def test_sqlite_inventory_persists_across_reopen(tmp_path: Path):
 def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path):
     path = tmp_path / "inv.sqlite"
     path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(InventoryError, match="inv.sqlite"):
+    with pytest.raises(InventoryError, match=r"inv\.sqlite"):
         SqliteInventory(path)
