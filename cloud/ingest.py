@@ -28,8 +28,9 @@ from typing import Final
 from cloud.alerts import DEFAULT_RULES, AlertEngine, AlertRule
 from cloud.effects import CloudEffect, RaiseAlert, Reject, StoreEvent, StoreTelemetry
 from cloud.errors import IngestRejected
+from cloud.monitor import QuarantineRequest
 from cloud.sequence import DEFAULT_WINDOW, SequenceTracker
-from twin.core.codec import decode
+from twin.core.codec import decode, encode
 from twin.core.errors import DecodeError, TopicError
 from twin.core.events import (
     Count,
@@ -39,10 +40,12 @@ from twin.core.events import (
     MessageReceived,
     Notice,
     PowerOn,
+    Publish,
     Subscribe,
 )
-from twin.core.messages import KIND_METRICS, DeviceEvent, Kind, Telemetry
+from twin.core.messages import KIND_METRICS, Command, DeviceEvent, Kind, Telemetry
 from twin.core.topics import PREFIX, Channel, check_tenant, parse
+from twin.core.topics import command as command_topic
 
 _MAX_ECHO: Final = 256  # how much of a peer-chosen topic or error text a record keeps
 _KIND_SETS: Final = {kind: frozenset(names) for kind, names in KIND_METRICS.items()}
@@ -92,6 +95,7 @@ class CloudCore:
         self.replay_window = replay_window
         self.tracker = SequenceTracker(window)
         self.engine = AlertEngine(rules)
+        self._command_seq = 0
         self._filters = (
             f"{PREFIX}/{tenant}/+/{Channel.TELEMETRY.value}",
             f"{PREFIX}/{tenant}/+/{Channel.EVENTS.value}",
@@ -102,7 +106,7 @@ class CloudCore:
         """The topic filters the core subscribes to on every (re)connection."""
         return self._filters
 
-    def handle(self, event: Event, now: float) -> list[Output]:
+    def handle(self, event: Event | QuarantineRequest, now: float) -> list[Output]:
         """Handle one driver event.
 
         Args:
@@ -118,7 +122,28 @@ class CloudCore:
             return [Subscribe(f) for f in self._filters]
         if isinstance(event, MessageReceived):
             return self._on_message(event, now)
+        if isinstance(event, QuarantineRequest):
+            return self.command(event.device, "quarantine", now, {"rule": event.rule})
         return []
+
+    def command(self, device: str, name: str, now: float,
+                args: dict[str, str | int | float] | None = None) -> list[Output]:
+        """Send a platform command to a device (each numbered with the cloud's own counter).
+
+        Args:
+            device: the target device's UEID hex.
+            name: the command (``quarantine``, ``release``, ``decommission``).
+            now: the current time.
+            args: command arguments.
+
+        Returns:
+            The Publish effect and the counter and notice that record it.
+        """
+        self._command_seq += 1
+        message = Command(device, self._command_seq, now, name, dict(args or {}))
+        topic = command_topic(self.tenant, device, name)
+        return [Publish(topic, encode(message)), Count(f"commands.{name}"),
+                Notice("cloud", "command_sent", {"device": device, "name": name})]
 
     def _on_message(self, event: MessageReceived, now: float) -> list[Output]:
         prefix = _channel_prefix(event.topic)

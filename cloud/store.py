@@ -25,11 +25,12 @@ from typing import Any, Final, cast
 from cloud.alerts import Alert, AlertState, Severity
 from cloud.effects import RaiseAlert, Reject, StoreEvent, StoreTelemetry
 from cloud.errors import StoreError
+from cloud.monitor import SecurityAlert
 from twin.core.events import Notice
 from twin.core.messages import METRICS
 
 BATCH_ROWS: Final = 2000
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # 2: security_alerts
 APPLICATION_ID: Final = 0x6D747764  # "mtwd": marks the file as a medtwin store (sqlite3 docs)
 
 _IDENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -54,6 +55,8 @@ _TABLES: Final[Mapping[str, str]] = {
     "rejects": "topic TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL,"
                " received REAL NOT NULL",
     "notices": "t REAL NOT NULL, source TEXT NOT NULL, name TEXT NOT NULL, detail TEXT NOT NULL",
+    "security_alerts": "t REAL NOT NULL, subject TEXT NOT NULL, rule TEXT NOT NULL,"
+                       " severity TEXT NOT NULL, count INTEGER NOT NULL, psa_goals TEXT NOT NULL",
 }
 _COLUMNS: Final = {
     name: tuple(d.split()[0] for d in decl.split(",")) for name, decl in _TABLES.items()
@@ -110,6 +113,9 @@ def _rows(effects: Iterable[object], now: float) -> Iterator[tuple[str, Row]]:
             yield "rejects", (e.topic, e.reason, e.detail, float(e.received))
         elif isinstance(e, Notice):
             yield "notices", (float(now), e.source, e.name, _json(e.detail))
+        elif isinstance(e, SecurityAlert):
+            yield "security_alerts", (float(e.t), e.subject, e.rule, e.severity, e.count,
+                                      ",".join(map(str, e.psa_goals)))
 
 
 def _alert(row: Row) -> Alert:

@@ -34,6 +34,8 @@ def build_report(result: RunResult, store: RunStore) -> dict[str, Any]:
     sc = result.scenario
     c = result.counters
     alerts = Counter(a.rule for a in store.alerts() if a.state == "raised")
+    security_alerts = {k.removeprefix("security.alerts."): v for k, v in sorted(c.items())
+                       if k.startswith("security.alerts.")}
     return {
         "schema": REPORT_SCHEMA,
         "scenario": sc.name,
@@ -65,6 +67,7 @@ def build_report(result: RunResult, store: RunStore) -> dict[str, Any]:
         },
         "security": {
             "attacks": [],
+            "alerts": security_alerts,
             "defences": {name: sc.defence_on(name) for name in DEFENCES},
             "psa_scorecard": {
                 str(n): {"name": name, "status": "not assessed",

@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pycose.algorithms import Es256
 from pycose.exceptions import CoseException
 from pycose.headers import KID, Algorithm
-from pycose.keys.ec2 import EC2Key
 from pycose.keys.curves import P256
+from pycose.keys.ec2 import EC2Key
 from pycose.messages.sign1message import Sign1Message
 
 from twin.core.errors import MedtwinError

@@ -29,5 +29,7 @@ DEFENCES: Mapping[str, Defence] = {
                 "a device may publish only to its own topics and read only its own commands"),
         Defence("replay_window", (8, 10), "cloud.sequence",
                 "the cloud drops duplicated and replayed sequence numbers"),
+        Defence("auto_quarantine", (2,), "cloud.monitor",
+                "the security monitor quarantines a device that impersonates or abuses topics"),
     )
 }

@@ -22,6 +22,7 @@ import simpy
 
 from broker.policy import AccessDenied, BrokerPolicy, Principal, Role
 from cloud.ingest import CloudCore
+from cloud.monitor import QuarantineRequest, SecurityMonitor, signal_from_notice
 from cloud.store import DeviceRow, RunStore
 from devices.wearable import Provisioned
 from twin.core.events import (
@@ -94,6 +95,7 @@ class SimRun:
         cloud_core = CloudCore(tenant, replay_window=scenario.defence_on("replay_window"))
         self.cloud = Endpoint(Principal(Role.CLOUD, tenant, "cloud"), cloud_core, Link(), backhaul)
         self._outage_rng = seeds.rng("network", "outages")
+        self.monitor = SecurityMonitor(auto_quarantine=scenario.defence_on("auto_quarantine"))
         self._dispatch: dict[type, Callable[[Endpoint, Any, float], None]] = {
             Publish: self._publish, Count: self._count, StartTimer: self._start_timer,
             CancelTimer: self._cancel_timer, Connect: self._connect,
@@ -148,7 +150,8 @@ class SimRun:
         timeout = self.env.timeout(max(0.0, when - self.env.now))
         timeout.callbacks.append(lambda _ev: fn(*args))
 
-    def _feed(self, ep: Endpoint, event: Event | Provisioned, now: float) -> None:
+    def _feed(self, ep: Endpoint, event: Event | Provisioned | QuarantineRequest,
+              now: float) -> None:
         """Give ``ep``'s core an event and carry out the effects it returns."""
         store_effects = []
         for effect in ep.core.handle(event, now):
@@ -158,7 +161,23 @@ class SimRun:
             else:  # notices and the cloud's storage effects
                 store_effects.append(effect)
         if store_effects:
-            self.store.apply(store_effects, now)
+            self._record(store_effects, now)
+
+    def _record(self, effects: list[Any], now: float) -> None:
+        """Store effects; broker and cloud notices also go through the security monitor."""
+        requests = []
+        for effect in list(effects):
+            if type(effect) is Notice and effect.source in ("broker", "cloud"):
+                signal = signal_from_notice(effect, now)
+                for out in self.monitor.observe(signal) if signal else ():
+                    if isinstance(out, QuarantineRequest):
+                        requests.append(out)
+                    else:
+                        effects.append(out)
+                        self.counters[f"security.alerts.{out.rule}"] += 1
+        self.store.apply(effects, now)
+        for request in requests:
+            self._feed(self.cloud, request, now)
 
     # ------------------------------------------------------------------ effects
 
@@ -295,4 +314,4 @@ class SimRun:
 
     def _notice(self, source: str, name: str, ep: Endpoint, why: str, now: float) -> None:
         detail: dict[str, str | int | float] = {"who": ep.principal.name, "why": why}
-        self.store.apply([Notice(source, name, detail)], now)
+        self._record([Notice(source, name, detail)], now)
