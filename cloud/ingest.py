@@ -29,6 +29,7 @@ from cloud.alerts import DEFAULT_RULES, AlertEngine, AlertRule
 from cloud.effects import CloudEffect, RaiseAlert, Reject, StoreEvent, StoreTelemetry
 from cloud.errors import IngestRejected
 from cloud.monitor import QuarantineRequest
+from cloud.ota import Campaign, Offer, StartCampaign
 from cloud.sequence import DEFAULT_WINDOW, SequenceTracker
 from twin.core.codec import decode, encode
 from twin.core.errors import DecodeError, TopicError
@@ -43,7 +44,7 @@ from twin.core.events import (
     Publish,
     Subscribe,
 )
-from twin.core.messages import KIND_METRICS, Command, DeviceEvent, Kind, Telemetry
+from twin.core.messages import KIND_METRICS, Command, DeviceEvent, FirmwareOffer, Kind, Telemetry
 from twin.core.topics import PREFIX, Channel, check_tenant, parse
 from twin.core.topics import command as command_topic
 
@@ -96,6 +97,7 @@ class CloudCore:
         self.tracker = SequenceTracker(window)
         self.engine = AlertEngine(rules)
         self._command_seq = 0
+        self.campaigns: list[Campaign] = []
         self._filters = (
             f"{PREFIX}/{tenant}/+/{Channel.TELEMETRY.value}",
             f"{PREFIX}/{tenant}/+/{Channel.EVENTS.value}",
@@ -106,7 +108,8 @@ class CloudCore:
         """The topic filters the core subscribes to on every (re)connection."""
         return self._filters
 
-    def handle(self, event: Event | QuarantineRequest, now: float) -> list[Output]:
+    def handle(self, event: Event | QuarantineRequest | StartCampaign,
+               now: float) -> list[Output]:
         """Handle one driver event.
 
         Args:
@@ -124,7 +127,28 @@ class CloudCore:
             return self._on_message(event, now)
         if isinstance(event, QuarantineRequest):
             return self.command(event.device, "quarantine", now, {"rule": event.rule})
+        if isinstance(event, StartCampaign):
+            self.campaigns.append(event.campaign)
+            return self._send_offers(event.campaign.start(), now)
         return []
+
+    def _send_offers(self, offers: list[Offer], now: float) -> list[Output]:
+        out: list[Output] = []
+        for offer in offers:
+            self._command_seq += 1
+            message = FirmwareOffer(offer.device, self._command_seq, now, offer.envelope,
+                                    offer.wrapped_key, offer.ciphertext)
+            out += [Publish(command_topic(self.tenant, offer.device, "update"), encode(message)),
+                    Count("ota.offered")]
+        return out
+
+    def _update_reported(self, event: DeviceEvent, now: float) -> list[Output]:
+        """A device reported an update outcome: count it and let the campaign move on."""
+        outcome = str(event.detail.get("outcome", "unknown"))
+        out: list[Output] = [Count(f"ota.{outcome}")]
+        for campaign in self.campaigns:  # only the campaign that offered it takes the report
+            out += self._send_offers(campaign.report(event.device, outcome), now)
+        return out
 
     def command(self, device: str, name: str, now: float,
                 args: dict[str, str | int | float] | None = None) -> list[Output]:
@@ -211,6 +235,8 @@ class CloudCore:
                 out.append(Count(f"{prefix}.gaps_filled"))
         if isinstance(message, DeviceEvent):
             out += [StoreEvent(message, now), Count(f"{prefix}.stored")]
+            if message.name == "update":
+                out += self._update_reported(message, now)
             return out
         out += [StoreTelemetry(message, now), Count(f"{prefix}.stored")]
         out += [RaiseAlert(a) for a in self.engine.observe(message.device, now, message.values)]

@@ -31,16 +31,18 @@ from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 
 from devices.errors import FirmwareRejected
 from twin.core.cose import SignatureInvalid, verify1
-from twin.core.firmware import Manifest, ManifestError, decode_manifest, kek_info
+from twin.core.firmware import Manifest, ManifestError, decode_manifest, kek_info, self_test
 from twin.core.keys import hkdf
 
 
 @dataclass(frozen=True, slots=True)
 class Image:
-    """An installed or staged image: its version and measurement (SHA-256)."""
+    """An installed or staged image: its version, measurement (SHA-256), and whether it
+    passes its power-on self test once booted."""
 
     sequence: int
     measurement: bytes
+    healthy: bool = True
 
 
 class UpdateClient:
@@ -63,8 +65,13 @@ class UpdateClient:
         self.staged: Image | None = None
         self._previous: Image | None = None
 
-    def verify(self, envelope: bytes, wrapped_key: bytes, ciphertext: bytes) -> Manifest:
-        """Run checks 1-5 without changing anything; return the verified manifest.
+    @property
+    def decryption_public_key(self) -> ec.EllipticCurvePublicKey:
+        """The public half of the firmware-decryption key (what the platform wraps keys for)."""
+        return self._key.public_key()
+
+    def verify(self, envelope: bytes, wrapped_key: bytes, ciphertext: bytes) -> Image:
+        """Run checks 1-5 without changing anything; return the verified image.
 
         Raises:
             FirmwareRejected: with the reason code of the first failed check.
@@ -85,7 +92,7 @@ class UpdateClient:
         if len(image) != manifest.size or not hmac.compare_digest(
                 hashlib.sha256(image).digest(), manifest.digest):
             raise FirmwareRejected("digest", "the image is not the one the manifest describes")
-        return manifest
+        return Image(manifest.sequence, manifest.digest, self_test(image))
 
     def _decrypt(self, manifest: Manifest, aad: bytes, wrapped: bytes, ciphertext: bytes) -> bytes:
         try:
@@ -103,8 +110,7 @@ class UpdateClient:
         Raises:
             FirmwareRejected: any check failed; nothing is staged.
         """
-        manifest = self.verify(envelope, wrapped_key, ciphertext)
-        self.staged = Image(manifest.sequence, manifest.digest)
+        self.staged = self.verify(envelope, wrapped_key, ciphertext)
         return self.staged
 
     def boot_staged(self) -> Image:

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from devices.battery import Battery
+from devices.errors import FirmwareRejected
+from devices.firmware import UpdateClient
 from devices.lifecycle import WEARABLE, Ev, State
 from twin.core import codec, topics
 from twin.core.errors import DecodeError
@@ -39,10 +41,13 @@ from twin.core.events import (
     TimerFired,
     WindowReady,
 )
-from twin.core.messages import Command, DeviceEvent, Kind, Telemetry
+from twin.core.messages import Command, DeviceEvent, FirmwareOffer, Kind, Telemetry
 
 RECONNECT_TIMER = "reconnect"
-_SENDS_WINDOWS = (State.CONNECTED, State.STREAMING, State.BOOTED, State.RECONNECTING)
+REBOOT_TIMER = "reboot"
+# A device keeps measuring (into its buffer) while it reconnects, updates or reboots.
+_SENDS_WINDOWS = (State.CONNECTED, State.STREAMING, State.BOOTED, State.RECONNECTING,
+                  State.UPDATING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,7 @@ class WearableConfig:
             the upper half of its ceiling, and the ceiling doubles per failed attempt).
         backoff_cap_s: largest reconnect delay.
         qos: MQTT QoS for telemetry (1: at least once, the cloud de-duplicates).
+        reboot_s: how long installing a staged image and rebooting into it takes.
     """
 
     window_s: float = 10.0
@@ -68,6 +74,7 @@ class WearableConfig:
     backoff_base_s: float = 1.0
     backoff_cap_s: float = 120.0
     qos: int = 1
+    reboot_s: float = 20.0
 
 
 class WearableCore:
@@ -80,10 +87,12 @@ class WearableCore:
         battery: its battery.
         rng: its own random stream (back-off jitter).
         config: fleet-wide tunables.
+        updater: the firmware update client, if the device takes OTA updates.
     """
 
-    __slots__ = ("_attempt", "_events_topic", "_rng", "_telemetry_topic", "battery", "buffer",
-                 "config", "device", "kind", "next_seq", "state", "tenant")
+    __slots__ = ("_attempt", "_events_topic", "_rng", "_telemetry_topic", "_update_report",
+                 "battery", "buffer", "config", "device", "kind", "next_seq", "state", "tenant",
+                 "updater")
 
     def __init__(
         self,
@@ -93,8 +102,11 @@ class WearableCore:
         battery: Battery,
         rng: np.random.Generator,
         config: WearableConfig,
+        updater: UpdateClient | None = None,
     ) -> None:
         self.device = device
+        self.updater = updater
+        self._update_report: dict[str, str | int | float] | None = None
         self.kind = kind
         self.tenant = tenant
         self.battery = battery
@@ -142,6 +154,9 @@ class WearableCore:
             effects.append(Publish(self._telemetry_topic, self.buffer.popleft(), self.config.qos))
         # After the backlog, so the cloud sees this device's sequence numbers in order.
         effects.append(self._event("connected", now, detail))
+        if self._update_report is not None:
+            effects.append(self._event("update", now, self._update_report))
+            self._update_report = None
         return effects
 
     def _on_link_down(self, event: object, now: float) -> list[Effect]:
@@ -156,10 +171,12 @@ class WearableCore:
         effects.append(StartTimer(RECONNECT_TIMER, delay))
         return effects
 
-    def _on_timer(self, event: object, _now: float) -> list[Effect]:
+    def _on_timer(self, event: object, now: float) -> list[Effect]:
         assert isinstance(event, TimerFired)
         if event.name == RECONNECT_TIMER and self.state is State.RECONNECTING:
             return [Connect()]
+        if event.name == REBOOT_TIMER and self.state is State.UPDATING:
+            return self._reboot_into_staged(now)
         return []
 
     # ------------------------------------------------------------------ telemetry
@@ -215,6 +232,8 @@ class WearableCore:
             command = codec.decode(event.payload)
         except DecodeError as exc:
             return [Notice(self.device, "command_rejected", {"reason": str(exc)})]
+        if isinstance(command, FirmwareOffer) and command.device == self.device:
+            return self._on_offer(command, now)
         if not isinstance(command, Command) or command.device != self.device:
             return [Notice(self.device, "command_rejected", {"reason": "not a command for me"})]
         transition = _COMMANDS.get(command.name)
@@ -229,6 +248,36 @@ class WearableCore:
         elif transition is Ev.QUARANTINE:
             effects.append(Disconnect())  # the buffer is kept: release sends it
         return effects
+
+
+    # ------------------------------------------------------------------ firmware updates
+
+    def _on_offer(self, offer: FirmwareOffer, now: float) -> list[Effect]:
+        """Verify and stage an OTA image, then reboot into it (devices.firmware checks)."""
+        if self.updater is None or not WEARABLE.allows(self.state, Ev.UPDATE_BEGIN):
+            return [Notice(self.device, "update_refused", {"state": self.state.value})]
+        try:
+            image = self.updater.stage(offer.envelope, offer.wrapped_key, offer.ciphertext)
+        except FirmwareRejected as exc:
+            return [Notice(self.device, "update_rejected", {"reason": exc.reason}),
+                    self._event("update", now, {"outcome": "rejected", "reason": exc.reason,
+                                                "sequence": self.updater.counter})]
+        return [*self._fire(Ev.UPDATE_BEGIN, now), Disconnect(),
+                Notice(self.device, "update_staged", {"sequence": image.sequence}),
+                StartTimer(REBOOT_TIMER, self.config.reboot_s)]
+
+    def _reboot_into_staged(self, now: float) -> list[Effect]:
+        """Boot the staged image; keep it if its self test passes, otherwise revert."""
+        assert self.updater is not None
+        running = self.updater.boot_staged()
+        if running.healthy:
+            self.updater.confirm()
+            outcome = "installed"
+        else:
+            running = self.updater.revert()
+            outcome = "reverted"
+        self._update_report = {"outcome": outcome, "sequence": running.sequence}
+        return [*self._fire(Ev.UPDATE_END, now), Connect()]
 
 
 _HANDLERS: Mapping[type, Callable[[WearableCore, Any, float], list[Effect]]] = {

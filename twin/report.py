@@ -75,6 +75,7 @@ def build_report(result: RunResult, store: RunStore) -> dict[str, Any]:
                 for n, name in PSA_GOALS.items()
             },
         },
+        "platform": {"ota": result.ota},
         "devices_by_state": result.states,
         "counters": dict(sorted(c.items())),
     }

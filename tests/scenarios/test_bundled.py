@@ -22,7 +22,8 @@ GOLDEN = Path(__file__).parent / "golden"
 
 def summary(report: dict) -> dict:
     counters = {k: v for k, v in report["counters"].items()
-                if k.startswith(("telemetry.", "events.", "broker."))}
+                if k.startswith(("telemetry.", "events.", "broker.", "ota.", "commands.",
+                                 "security."))}
     return {
         "scenario": report["scenario"],
         "seed": report["seed"],
@@ -30,6 +31,7 @@ def summary(report: dict) -> dict:
         "sim_seconds": report["sim_seconds"],
         "telemetry": report["telemetry"],
         "devices_by_state": report["devices_by_state"],
+        "platform": report["platform"],
         "counters": counters,
     }
 

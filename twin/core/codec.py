@@ -27,6 +27,7 @@ from twin.core.messages import (
     Kind,
     Message,
     ProvisioningRequest,
+    FirmwareOffer,
     ProvisioningResponse,
     Telemetry,
 )
@@ -175,6 +176,11 @@ _SPECS: Final[Mapping[str, _Spec]] = {
         ("d", "device", _device, True), ("o", "nonce", _blob, True),
         ("y", "accepted", _bool, True), ("c", "certificate", _blob, False),
         ("e", "endpoint", _text, False), ("r", "reason", _text, False),
+    )),
+    "fw": (FirmwareOffer, (
+        ("d", "device", _device, True), ("s", "seq", _seq, True), ("t", "t", _time, True),
+        ("e", "envelope", _blob, True), ("w", "wrapped_key", _blob, True),
+        ("c", "ciphertext", _blob, True),
     )),
 }
 _TAG_OF: Final[Mapping[type, str]] = {cls: tag for tag, (cls, _) in _SPECS.items()}

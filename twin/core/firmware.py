@@ -23,6 +23,17 @@ KEK_INFO = b"medtwin firmware kek v1"
 """HKDF info for the key-encryption key; the component and sequence number are appended."""
 
 
+SELF_TEST_FAIL = b"MEDTWIN-SELFTEST-FAIL"
+"""The twin's images are synthetic: one that starts with this marker fails its power-on self
+test after installation (a release that is correctly signed but broken), so a campaign can be
+shown stopping at the canary stage and the device reverting to its previous image."""
+
+
+def self_test(image: bytes) -> bool:
+    """Whether a (synthetic) image passes its power-on self test once booted."""
+    return not image.startswith(SELF_TEST_FAIL)
+
+
 class ManifestError(MedtwinError):
     """Bytes that are not a valid manifest (after the signature has been checked)."""
 

@@ -123,4 +123,19 @@ class ProvisioningResponse:
     reason: str = ""
 
 
-Message = Telemetry | DeviceEvent | Command | ProvisioningRequest | ProvisioningResponse
+@dataclass(frozen=True, slots=True)
+class FirmwareOffer:
+    """An OTA update offered to one device: the signed manifest envelope (COSE_Sign1), the
+    content key wrapped for this device, and the encrypted image (:mod:`twin.core.firmware`).
+    """
+
+    device: str
+    seq: int
+    t: float
+    envelope: bytes
+    wrapped_key: bytes
+    ciphertext: bytes
+
+
+Message = (Telemetry | DeviceEvent | Command | ProvisioningRequest | ProvisioningResponse
+           | FirmwareOffer)

@@ -204,6 +204,20 @@ class Outputs(BaseModel):
     """Seconds of raw signal kept around an anomaly for the dashboard."""
 
 
+class Ota(BaseModel):
+    """An over-the-air update campaign during the run (devices ship running sequence 1)."""
+
+    model_config = _CONFIG
+
+    at: Duration
+    sequence: int = Field(default=2, ge=2, lt=2**32)
+    image_bytes: int = Field(default=4096, ge=64, le=60_000)
+    canary: float = Field(default=0.05, gt=0, le=1)
+    """Share of the fleet updated first; the rest follows only if every canary installs."""
+    faulty: bool = False
+    """A correctly signed release whose image fails its self test after installation."""
+
+
 class Scenario(BaseModel):
     """A whole experiment: fleet, network, broker, defences, attacks, for how long, which seed.
 
@@ -229,6 +243,7 @@ class Scenario(BaseModel):
     defences: dict[DefenceName, bool] = {}
     """Defences switched explicitly; a defence not listed is ON."""
     attacks: list[Attack] = []
+    ota: Ota | None = None
     outputs: Outputs = Outputs()
 
     @model_validator(mode="after")
@@ -258,6 +273,12 @@ class Scenario(BaseModel):
                         "end": end,
                     },
                 )
+        if self.ota is not None and self.ota.at >= self.duration:
+            raise PydanticCustomError(
+                "ota_after_end",
+                "the OTA campaign starts at {at}, not before the end of the run (duration {end})",
+                {"path": "ota.at", "at": format_duration(self.ota.at), "end": end},
+            )
         return self
 
     def defence_on(self, name: str) -> bool:

@@ -21,8 +21,10 @@ from typing import Any
 import simpy
 
 from broker.policy import AccessDenied, BrokerPolicy, Principal, Role
+from cloud.firmware import build_release
 from cloud.ingest import CloudCore
 from cloud.monitor import QuarantineRequest, SecurityMonitor, signal_from_notice
+from cloud.ota import Campaign, StartCampaign
 from cloud.store import DeviceRow, RunStore
 from devices.wearable import Provisioned
 from twin.core.events import (
@@ -42,11 +44,12 @@ from twin.core.events import (
     TimerFired,
     WindowReady,
 )
+from twin.core.firmware import SELF_TEST_FAIL
 from twin.core.messages import KIND_METRICS
 from twin.core.seeds import SeedTree
 from twin.scenario.schema import Scenario
 from twin.sim.broker import Endpoint, SimBroker
-from twin.sim.fleet import Fleet, build_fleet
+from twin.sim.fleet import Fleet, build_fleet, platform_signing_key
 from twin.sim.network import InFlight, LatencySampler, Link
 
 DRAIN_S = 30.0
@@ -66,6 +69,7 @@ class RunResult:
     counters: dict[str, int]
     pending: int
     states: dict[str, int]
+    ota: list[dict[str, int | str]]
 
 
 class SimRun:
@@ -96,6 +100,7 @@ class SimRun:
         self.cloud = Endpoint(Principal(Role.CLOUD, tenant, "cloud"), cloud_core, Link(), backhaul)
         self._outage_rng = seeds.rng("network", "outages")
         self.monitor = SecurityMonitor(auto_quarantine=scenario.defence_on("auto_quarantine"))
+        self.campaigns: list[Campaign] = []
         self._dispatch: dict[type, Callable[[Endpoint, Any, float], None]] = {
             Publish: self._publish, Count: self._count, StartTimer: self._start_timer,
             CancelTimer: self._cancel_timer, Connect: self._connect,
@@ -118,14 +123,18 @@ class SimRun:
             self._feed(ep, PowerOn(), 0.0)
         for number, outage in enumerate(sc.network.outages):
             self._at(outage.at, self._outage_start, number, outage.fraction, outage.duration)
+        if sc.ota is not None:
+            self._at(sc.ota.at, self._start_campaign)
         self.env.process(self._stepper())
         self.env.run(until=sc.duration + DRAIN_S)
         self.store.flush()
         devices = self.fleet.endpoints
         pending = sum(len(ep.core.buffer) + ep.link.undelivered() for ep in devices)
         states = Counter(ep.core.state.value for ep in devices)
+        ota = [{"component": c.release.manifest.component, **c.summary()}
+               for c in self.campaigns]
         return RunResult(sc, len(devices), sc.duration, time.perf_counter() - started,
-                         dict(self.counters), pending, dict(sorted(states.items())))
+                         dict(self.counters), pending, dict(sorted(states.items())), ota)
 
     def _stepper(self) -> Any:
         """Close every device's windows on schedule, one numpy batch per kind and phase group."""
@@ -150,7 +159,7 @@ class SimRun:
         timeout = self.env.timeout(max(0.0, when - self.env.now))
         timeout.callbacks.append(lambda _ev: fn(*args))
 
-    def _feed(self, ep: Endpoint, event: Event | Provisioned | QuarantineRequest,
+    def _feed(self, ep: Endpoint, event: Event | Provisioned | QuarantineRequest | StartCampaign,
               now: float) -> None:
         """Give ``ep``'s core an event and carry out the effects it returns."""
         store_effects = []
@@ -311,6 +320,27 @@ class SimRun:
     def _outage_end(self, endpoints: list[Endpoint]) -> None:
         for ep in endpoints:
             ep.link.reachable = True
+
+    def _start_campaign(self) -> None:
+        """Build the scenario's release and hand the campaign to the cloud core."""
+        ota = self.scenario.ota
+        assert ota is not None
+        seeds = SeedTree(self.scenario.seed)
+        filler = seeds.rng("platform", "firmware-image").bytes(ota.image_bytes)
+        image = ((SELF_TEST_FAIL if ota.faulty else b"") + filler)[: ota.image_bytes]
+        signing = platform_signing_key(seeds)
+        secret = seeds.entropy("platform", "firmware-secret", n_bytes=32)
+        by_kind: dict[str, dict[str, Any]] = {}
+        for ep in self.fleet.endpoints:
+            updater = ep.core.updater
+            by_kind.setdefault(updater.component, {})[ep.principal.name] = \
+                updater.decryption_public_key
+        # One release and campaign per component: each kind runs its own application image.
+        for component, targets in by_kind.items():
+            release = build_release(image, component, ota.sequence, signing, secret)
+            campaign = Campaign(release, targets, canary_fraction=ota.canary)
+            self.campaigns.append(campaign)
+            self._feed(self.cloud, StartCampaign(campaign), self.env.now)
 
     def _notice(self, source: str, name: str, ep: Endpoint, why: str, now: float) -> None:
         detail: dict[str, str | int | float] = {"who": ep.principal.name, "why": why}

@@ -16,10 +16,16 @@ import numpy as np
 import numpy.typing as npt
 
 from broker.policy import Principal, Role
+import hashlib
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from devices.battery import PROFILES, Battery
+from devices.firmware import Image, UpdateClient
 from devices.sensors.placeholder import CohortParams, PlaceholderVitals
 from devices.wearable import WearableConfig, WearableCore
 from twin.core.identity import Ueid
+from twin.core.keys import p256_private_key
 from twin.core.messages import Kind
 from twin.core.seeds import SeedTree
 from twin.scenario.schema import Scenario
@@ -27,6 +33,24 @@ from twin.sim.broker import Endpoint
 from twin.sim.network import LatencySampler, Link
 
 PHASE_GROUPS = 10
+FACTORY_SEQUENCE = 1
+"""Every simulated device leaves the factory running firmware sequence 1."""
+
+
+def platform_signing_key(seeds: SeedTree) -> ec.EllipticCurvePrivateKey:
+    """The platform's firmware-signing key for this run (devices trust its public half)."""
+    return p256_private_key(seeds.entropy("platform", "firmware-signing", n_bytes=32),
+                            b"medtwin firmware signing")
+
+
+def _updater(kind: Kind, i: int, seeds: SeedTree, anchor: ec.EllipticCurvePublicKey
+             ) -> UpdateClient:
+    """A device's update client. Its firmware-decryption key comes from the device's own seed
+    stream here; the QDID root of trust derives it from the PUF instead."""
+    key = p256_private_key(seeds.entropy("device", i, "firmware", n_bytes=32),
+                           b"medtwin firmware decryption")
+    factory = Image(FACTORY_SEQUENCE, hashlib.sha256(f"{kind.value} factory".encode()).digest())
+    return UpdateClient(f"{kind.value}/app", anchor, key, factory)
 SERIAL_PREFIX = {Kind.ECG_PATCH: "ECG", Kind.BP_CUFF: "BPC", Kind.SWEAT_PATCH: "SWP"}
 
 
@@ -70,6 +94,7 @@ def build_fleet(scenario: Scenario, seeds: SeedTree, access: LatencySampler) -> 
     config = WearableConfig(window_s=scenario.window, buffer_limit=scenario.fleet.buffer_windows)
     tenant = scenario.fleet.tenant
     soc = seeds.rng("fleet", "battery").uniform(0.6, 1.0, scenario.device_count())
+    anchor = platform_signing_key(seeds).public_key() if scenario.ota else None
     endpoints: list[Endpoint] = []
     serials: list[str] = []
     generators: dict[Kind, PlaceholderVitals] = {}
@@ -83,8 +108,9 @@ def build_fleet(scenario: Scenario, seeds: SeedTree, access: LatencySampler) -> 
         for j in range(n):
             i = first + j
             ueid = Ueid.from_random(seeds.entropy("device", i, "ueid")).hex
+            updater = _updater(kind, i, seeds, anchor) if anchor else None
             core = WearableCore(ueid, kind, tenant, Battery(PROFILES[kind], float(soc[i])),
-                                seeds.rng("device", i), config)
+                                seeds.rng("device", i), config, updater)
             endpoints.append(Endpoint(Principal(Role.DEVICE, tenant, ueid), core, Link(),
                                       access, index=i))
             serials.append(f"{SERIAL_PREFIX[kind]}-{j + 1:05d}")

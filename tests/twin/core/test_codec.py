@@ -25,16 +25,19 @@ from twin.core.messages import (
     SCHEMA_VERSION,
     Command,
     DeviceEvent,
+    FirmwareOffer,
     Kind,
     ProvisioningRequest,
     ProvisioningResponse,
     Telemetry,
 )
 
-MESSAGE_TYPES = (Telemetry, DeviceEvent, Command, ProvisioningRequest, ProvisioningResponse)
+MESSAGE_TYPES = (Telemetry, DeviceEvent, Command, ProvisioningRequest, ProvisioningResponse,
+                 FirmwareOffer)
 DEVICE = "01" + "ab" * 16
-WIRE_KEYS = ("v", "m", "d", "s", "t", "k", "x", "b", "a", "f", "n", "o", "c", "y", "e", "r")
-TAGS = ("tm", "ev", "cm", "pq", "pr")
+WIRE_KEYS = ("v", "m", "d", "s", "t", "k", "x", "b", "a", "f", "n", "o", "c", "y", "e", "r",
+             "w")
+TAGS = ("tm", "ev", "cm", "pq", "pr", "fw")
 
 # ---------------------------------------------------------------- strategies
 
@@ -75,7 +78,10 @@ prov_responses = st.builds(
     endpoint=texts,
     reason=texts,
 )
-messages = st.one_of(telemetry, device_events, commands, prov_requests, prov_responses)
+firmware_offers = st.builds(FirmwareOffer, device=devices, seq=seqs, t=times, envelope=blobs,
+                            wrapped_key=blobs, ciphertext=blobs)
+messages = st.one_of(telemetry, device_events, commands, prov_requests, prov_responses,
+                     firmware_offers)
 
 # Beyond float range, but under the 4300-digit limit on int repr() that Hypothesis needs to
 # print a falsifying example (longer ints are covered by explicit tests below).
@@ -227,6 +233,8 @@ def test_every_message_type_round_trips_with_defaults(cls: type) -> None:
         Command: {"seq": MAX_SEQ, "t": 1e9, "name": "quarantine"},
         ProvisioningRequest: {"nonce": b"", "token": b"", "csr": b""},
         ProvisioningResponse: {"nonce": b"n", "accepted": False},
+        FirmwareOffer: {"seq": 1, "t": 2.0, "envelope": b"e", "wrapped_key": b"w",
+                        "ciphertext": b""},
     }[cls]
     message = cls(device=DEVICE, **base)
     assert decode(encode(message)) == message
