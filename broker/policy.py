@@ -83,6 +83,25 @@ class BrokerPolicy:
         if who.role is Role.DEVICE and who.name in self.revoked:
             raise AccessDenied("certificate revoked")
 
+    def authorize_client_id(self, who: Principal, client_id: str) -> None:
+        """Raise unless ``who`` may use the MQTT client id ``client_id``.
+
+        A broker ends an existing session when another connects with the same client id
+        (MQTT-3.1.4-2), so a client id is a capability: a device uses exactly its own UEID,
+        and a cloud service its name or ``<name>-<suffix>`` (several workers). Otherwise any
+        certificate holder could knock any device offline.
+
+        Raises:
+            AccessDenied: the client id is not ``who``'s.
+        """
+        if not isinstance(client_id, str) or not client_id:
+            raise AccessDenied("a client id bound to the certificate is required (MQTT-3.1.3-3)")
+        if client_id == who.name:
+            return
+        if who.role is Role.CLOUD and client_id.startswith(who.name + "-") and len(client_id) <= 64:
+            return
+        raise AccessDenied("the client id is not the certificate's identity")
+
     def authorize_publish(self, who: Principal, topic: str) -> None:
         """Raise unless ``who`` may publish to ``topic``.
 

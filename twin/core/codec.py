@@ -24,10 +24,10 @@ from twin.core.messages import (
     SCHEMA_VERSION,
     Command,
     DeviceEvent,
+    FirmwareOffer,
     Kind,
     Message,
     ProvisioningRequest,
-    FirmwareOffer,
     ProvisioningResponse,
     Telemetry,
 )

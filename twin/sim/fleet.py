@@ -10,16 +10,14 @@ group's signals are still computed in one numpy batch per kind.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-
-from broker.policy import Principal, Role
-import hashlib
-
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from broker.policy import Principal, Role
 from devices.battery import PROFILES, Battery
 from devices.firmware import Image, UpdateClient
 from devices.sensors.placeholder import CohortParams, PlaceholderVitals
