@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/twin run baseline --out runs/baseline --force
-	@echo "Open the report: runs/baseline/report.md (the dashboard arrives with its issue: twin dashboard runs/baseline)"
+	@echo "Read runs/baseline/report.md, or watch it: $(BIN)/twin dashboard runs/baseline"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

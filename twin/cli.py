@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from twin import __version__
+from twin.commands import dashboard, rot
 from twin.core.errors import MedtwinError
 from twin.scenario import bundled_scenarios, format_duration, parse_duration
 
@@ -144,6 +145,10 @@ def bench(
     typer.echo(text)
     if out is not None:
         out.write_text(text + "\n")
+
+
+for _module in (dashboard, rot):
+    _module.register(app)
 
 
 def main() -> None:
