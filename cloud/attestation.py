@@ -23,33 +23,24 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-import cbor2
 import numpy as np
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from pycose.exceptions import CoseException
-from pycose.messages.sign1message import Sign1Message
 
 from cloud.errors import CloudError
 from twin.core.attestation import (
-    COSE_ALG_ES256,
-    ES256_SIG_BYTES,
     MAX_TOKEN,
     PROFILE,
     AttestationClaims,
     Lifecycle,
     decode_claims,
-    sig_structure,
 )
+from twin.core.cose import Sign1, SignatureInvalid, check1, open1
 from twin.core.errors import DecodeError
 from twin.core.identity import Ueid
 
 NONCE_BYTES = 32
-_ALG_HEADER = 1  # COSE header label "alg", RFC 9052 section 3.1
 
 
 class AttestationError(CloudError):
@@ -141,15 +132,18 @@ class AttestationVerifier:
             AttestationError: for any failed check (see the module docstring); the trusted
                 state is then unchanged.
         """
-        protected, payload, signature = _parse(token)
+        envelope = _parse(token)
         try:
-            claims = decode_claims(payload)
+            claims = decode_claims(envelope.payload)
         except DecodeError as exc:
             raise AttestationError("malformed", str(exc)) from None
         key = self._keys.get(claims.instance_id.raw)
         if key is None:
             raise AttestationError("unknown_device", claims.instance_id.hex)
-        _check_signature(key, protected, payload, signature)
+        try:
+            check1(envelope, key)
+        except SignatureInvalid:
+            raise AttestationError("signature", "token signature does not verify") from None
         self._check_claims(claims, now)
         # Every check passed: only now does the trusted state change.
         del self._outstanding[claims.nonce]
@@ -185,8 +179,8 @@ class AttestationVerifier:
                              frozenset(self._boot_seeds.items()))
 
 
-def _parse(token: bytes) -> tuple[bytes, bytes, bytes]:
-    """Split a COSE_Sign1 into (protected header bytes, payload, r||s signature).
+def _parse(token: bytes) -> Sign1:
+    """Parse the token's COSE_Sign1 envelope (checks 1 of the module docstring).
 
     Raises:
         AttestationError: ``"malformed"`` for anything that is not a tagged ES256 Sign1.
@@ -194,44 +188,6 @@ def _parse(token: bytes) -> tuple[bytes, bytes, bytes]:
     if type(token) is not bytes or len(token) > MAX_TOKEN:
         raise AttestationError("malformed", "token must be bytes of at most 4 KiB")
     try:
-        # pycose raises a zoo of types on hostile input; all of them mean "malformed".
-        message: Any = Sign1Message.from_cose_obj(_cose_array(token), True)
-        protected, payload, signature = message.phdr_encoded, message.payload, message.signature
-        header = cbor2.loads(protected) if type(protected) is bytes else None
-    except (cbor2.CBORError, CoseException, ValueError, TypeError, KeyError, IndexError,
-            AttributeError, RecursionError) as exc:
-        raise AttestationError("malformed", f"not a COSE_Sign1: {type(exc).__name__}") from None
-    # RFC 9052 section 3.1: alg must be protected; a fixed alg stops algorithm substitution.
-    if not isinstance(header, dict) or header.get(_ALG_HEADER) != COSE_ALG_ES256:
-        raise AttestationError("malformed", "token algorithm must be ES256 (protected)")
-    if not (type(payload) is bytes and type(signature) is bytes
-            and len(signature) == ES256_SIG_BYTES):
-        raise AttestationError("malformed", "payload or signature has the wrong form")
-    return protected, payload, signature
-
-
-def _cose_array(token: bytes) -> list[Any]:
-    """The four elements of a tagged COSE_Sign1 (RFC 9052 section 4.2), as pycose expects them.
-
-    ``Sign1Message.decode`` is not used: cbor2 6 decodes a tagged array as a tuple and maps as
-    frozendicts, which pycose 1.1 rejects; this hands it the list and dict it was written for.
-
-    Raises:
-        AttestationError: ``"malformed"`` if the bytes are not CBOR tag 18 over four items.
-    """
-    item = cbor2.loads(token)
-    if (not isinstance(item, cbor2.CBORTag) or item.tag != 18
-            or not isinstance(item.value, (list, tuple)) or len(item.value) != 4
-            or not isinstance(item.value[1], Mapping)):
-        raise AttestationError("malformed", "not a tagged COSE_Sign1 array")
-    return [item.value[0], dict(item.value[1]), item.value[2], item.value[3]]
-
-
-def _check_signature(key: ec.EllipticCurvePublicKey, protected: bytes, payload: bytes,
-                     signature: bytes) -> None:
-    der = encode_dss_signature(int.from_bytes(signature[:32], "big"),
-                               int.from_bytes(signature[32:], "big"))
-    try:
-        key.verify(der, sig_structure(protected, payload), ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        raise AttestationError("signature", "token signature does not verify") from None
+        return open1(token)
+    except SignatureInvalid as exc:
+        raise AttestationError("malformed", str(exc)) from None

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -28,9 +28,11 @@ from devices.rot.extractor import HelperData, enrol, recover
 from devices.rot.hazmat import Flash, KeySlots, MeasurementRegisters, MonotonicCounter
 from devices.rot.keys import DeviceKeys, KeyLabel, p256_key, spki
 from devices.rot.physics import ChipArray, Conditions, read_bits
-from devices.rot.token import DETERMINISTIC_ECDSA, sign_token
+from devices.rot.token import sign_token
 from twin.core.attestation import AttestationClaims, Lifecycle, SoftwareComponent
 from twin.core.identity import Ueid
+
+DETERMINISTIC_ECDSA = ec.ECDSA(hashes.SHA256(), deterministic_signing=True)  # RFC 6979
 
 IMPLEMENTATION_ID = hashlib.sha256(b"medtwin QDID root of trust v1").digest()
 """PSA implementation ID (RFC 9783 section 4.2.3): names the RoT design, not the device."""
@@ -141,7 +143,7 @@ class RotDevice:
         Raises:
             KeySlotError: if the device is not booted.
         """
-        return self._key("identity").sign(message, DETERMINISTIC_ECDSA)
+        return self._key("identity").sign(message, DETERMINISTIC_ECDSA)  # RFC 6979
 
     def attest(self, nonce: bytes, now: float) -> bytes:
         """A PSA initial attestation token over this boot's measurements (PSA goal 3).

@@ -3,8 +3,9 @@
 A token is a PSA initial attestation token (RFC 9783, formerly draft-tschofenig-rats-psa-token):
 a COSE_Sign1 (RFC 9052 section 4.2, CBOR tag 18) whose payload is a CBOR map of EAT claims
 (RFC 9711). This module is the *model and claims codec* only: pure, no keys, no signing. The
-device side builds :class:`AttestationClaims` and signs :func:`sig_structure`; the verifier
-parses with :func:`decode_claims`, which returns valid claims or raises DecodeError.
+device side builds :class:`AttestationClaims` and signs them with
+:func:`twin.core.cose.sign1`; the verifier parses with :func:`decode_claims`, which returns
+valid claims or raises DecodeError.
 
 Deviations from the PSA profile, on purpose: the instance ID is the project's 17-byte UEID
 (RFC 9711 section 4.2.1 type 0x01 with 16 bytes, see ``twin.core.identity``) rather than PSA's
@@ -25,8 +26,6 @@ from twin.core.errors import DecodeError, IdentityError
 from twin.core.identity import Ueid
 
 PROFILE: Final = "tag:psacertified.org,2023:psa#tfm"  # RFC 9783 section 4.2.8 (eat_profile)
-COSE_ALG_ES256: Final = -7  # RFC 9053 section 2.1: ECDSA w/ SHA-256, signature is r || s
-ES256_SIG_BYTES: Final = 64
 
 # Claim keys (RFC 9711 / CWT registry, RFC 9783 section 4).
 NONCE: Final = 10  # EAT nonce, RFC 9711 section 4.1
@@ -174,11 +173,6 @@ def decode_claims(payload: bytes) -> AttestationClaims:
     return AttestationClaims(nonce, instance, impl, lifecycle, seed,
                              _components(doc.get(SW_COMPONENTS)), float(iat),
                              _claim(doc, CLIENT_ID, int), _claim(doc, PROFILE_KEY, str))
-
-
-def sig_structure(protected: bytes, payload: bytes, external_aad: bytes = b"") -> bytes:
-    """The bytes a COSE_Sign1 signature covers (RFC 9052 section 4.4, context "Signature1")."""
-    return cbor2.dumps(["Signature1", protected, external_aad, payload])
 
 
 def _claim(doc: dict[Any, Any], key: int, kind: type) -> Any:
