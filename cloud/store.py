@@ -30,7 +30,7 @@ from twin.core.events import Notice
 from twin.core.messages import METRICS
 
 BATCH_ROWS: Final = 2000
-SCHEMA_VERSION: Final = 2  # 2: security_alerts
+SCHEMA_VERSION: Final = 3  # 2: security_alerts; 3: episodes (clinical ground truth)
 APPLICATION_ID: Final = 0x6D747764  # "mtwd": marks the file as a medtwin store (sqlite3 docs)
 
 _IDENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -55,6 +55,8 @@ _TABLES: Final[Mapping[str, str]] = {
     "rejects": "topic TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL,"
                " received REAL NOT NULL",
     "notices": "t REAL NOT NULL, source TEXT NOT NULL, name TEXT NOT NULL, detail TEXT NOT NULL",
+    "episodes": "device TEXT NOT NULL, kind TEXT NOT NULL, start_s REAL NOT NULL,"
+                " end_s REAL NOT NULL",
     "security_alerts": "t REAL NOT NULL, subject TEXT NOT NULL, rule TEXT NOT NULL,"
                        " severity TEXT NOT NULL, count INTEGER NOT NULL, psa_goals TEXT NOT NULL",
 }
@@ -71,6 +73,16 @@ _SCHEMA: Final = "".join(
 )
 
 Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeRow:
+    """One injected clinical episode: which device, what, from when to when (sim seconds)."""
+
+    device: str
+    kind: str
+    start_s: float
+    end_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +168,10 @@ class RunStore(ABC):
         """Record fleet members (a device added again replaces its row); StoreError if closed."""
         self._add("devices", ((r.device, r.serial, r.kind, r.tenant) for r in rows))
 
+    def add_episodes(self, rows: Iterable[EpisodeRow]) -> None:
+        """Record the ground truth of clinical episodes (what detection is scored against)."""
+        self._add("episodes", ((r.device, r.kind, r.start_s, r.end_s) for r in rows))
+
     def apply(self, effects: Iterable[object], now: float) -> None:
         """Store what the storable effects say; ignore every other effect.
 
@@ -189,6 +205,11 @@ class RunStore(ABC):
     def alerts(self) -> list[Alert]:
         """Every alert raised or cleared, in insertion order."""
         return [_alert(row) for row in self._iter("alerts")]
+
+    def episodes_by_kind(self) -> dict[str, int]:
+        """How many ground-truth episodes of each kind the run recorded."""
+        counts = Counter(str(row[1]) for row in self._iter("episodes"))
+        return dict(sorted(counts.items()))
 
     def rejects_by_reason(self) -> dict[str, int]:
         """How many messages were refused, per reason code."""

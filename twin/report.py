@@ -57,7 +57,8 @@ def build_report(result: RunResult, store: RunStore) -> dict[str, Any]:
             "gaps": c.get("telemetry.gaps", 0),
         },
         "clinical": {
-            "episodes": None,
+            "episodes": c.get("clinical.episodes", 0),
+            "episodes_by_kind": store.episodes_by_kind(),
             "detected_on_device": None,
             "detected_in_cloud": None,
             "sensitivity": None,

@@ -22,7 +22,7 @@ import numpy.typing as npt
 from devices.physiology.cohort import CohortParams, FloatArray
 from devices.physiology.errors import PhysiologyError
 
-EPISODE_DTYPE = np.dtype([("device", np.int64), ("kind", "U20"),
+EPISODE_DTYPE = np.dtype([("device", np.int64), ("kind", "U32"),
                           ("start_s", np.float64), ("end_s", np.float64)])
 """Ground truth of one episode: device index within its kind, kind name, start, end (s)."""
 NONE = -1
@@ -113,7 +113,7 @@ class EpisodeScheduler:
                  start: FloatArray, end: FloatArray) -> npt.NDArray[np.void]:
         out = np.empty(len(devices), dtype=EPISODE_DTYPE)
         out["device"], out["start_s"], out["end_s"] = devices, start, end
-        out["kind"] = np.asarray(self.names, dtype="U20")[codes] if len(codes) else []
+        out["kind"] = np.asarray(self.names, dtype="U32")[codes] if len(codes) else []
         return out
 
     def step(self, t0: float, t1: float, idx: npt.NDArray[np.intp]) -> npt.NDArray[np.void]:

@@ -138,7 +138,7 @@ def _read(path: str, channel: int) -> tuple[npt.NDArray[np.float64], float, list
 def _rhythms(where: npt.NDArray[np.int64], symbols: list[str], aux: list[str], length: int
              ) -> npt.NDArray[np.void]:
     """Rhythm intervals ``(start sample, length, kind)`` from the ``+`` annotations."""
-    dtype = np.dtype([("start", np.int64), ("length", np.int64), ("kind", "U20")])
+    dtype = np.dtype([("start", np.int64), ("length", np.int64), ("kind", "U32")])
     marks = [(int(w), a) for w, s, a in zip(where, symbols, aux, strict=True) if s == "+"]
     rows = []
     for i, (w, note) in enumerate(marks):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 RUN_EPOCH = datetime(2026, 1, 5, 8, 0, 0, tzinfo=UTC)
-"""Simulated time zero: a Monday, 08:00 UTC (the placeholder vitals' default start hour)."""
+"""Simulated time zero: a Monday, 08:00 UTC (the physiology sources' default start hour)."""
 
 
 def to_datetime(now: float) -> datetime:

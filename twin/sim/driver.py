@@ -25,7 +25,7 @@ from cloud.firmware import build_release
 from cloud.ingest import CloudCore
 from cloud.monitor import QuarantineRequest, SecurityMonitor, signal_from_notice
 from cloud.ota import Campaign, StartCampaign
-from cloud.store import DeviceRow, RunStore
+from cloud.store import DeviceRow, EpisodeRow, RunStore
 from devices.wearable import Provisioned
 from twin.core.events import (
     CancelTimer,
@@ -45,7 +45,7 @@ from twin.core.events import (
     WindowReady,
 )
 from twin.core.firmware import SELF_TEST_FAIL
-from twin.core.messages import KIND_METRICS
+from twin.core.messages import KIND_METRICS, Kind
 from twin.core.seeds import SeedTree
 from twin.scenario.schema import Scenario
 from twin.sim.broker import Endpoint, SimBroker
@@ -147,12 +147,23 @@ class SimRun:
             now = self.env.now
             for group in groups[k % len(groups)]:
                 names = KIND_METRICS[group.kind]
-                rows = self.fleet.generators[group.kind].window(now, group.local).tolist()
-                for ep, row in zip(group.endpoints, rows, strict=True):
+                batch = self.fleet.generators[group.kind].window(now, group.local)
+                if len(batch.episodes):
+                    self._record_episodes(group.kind, batch.episodes)
+                for ep, row in zip(group.endpoints, batch.values.tolist(), strict=True):
                     self._feed(ep, WindowReady(dict(zip(names, row, strict=True))), now)
             if self.progress is not None:
                 self.progress(now)
             k += 1
+
+    def _record_episodes(self, kind: Kind, episodes: Any) -> None:
+        """Store the ground truth of the clinical episodes that started in this window."""
+        first = self.fleet.first[kind]
+        self.store.add_episodes(
+            EpisodeRow(self.fleet.endpoints[first + int(e["device"])].principal.name,
+                       str(e["kind"]), float(e["start_s"]), float(e["end_s"]))
+            for e in episodes)
+        self.counters["clinical.episodes"] += len(episodes)
 
     def _at(self, when: float, fn: Callable[..., None], *args: Any) -> None:
         """Call ``fn(*args)`` at simulated time ``when`` (one kernel event, no process)."""

@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from broker.policy import Principal, Role
 from devices.battery import PROFILES, Battery
 from devices.firmware import Image, UpdateClient
-from devices.sensors.placeholder import CohortParams, PlaceholderVitals
+from devices.physiology import CohortParams, make_source
+from devices.physiology.sources import Source
 from devices.wearable import WearableConfig, WearableCore
 from twin.core.identity import Ueid
 from twin.core.keys import p256_private_key
@@ -63,11 +64,15 @@ class Group:
 
 @dataclass(frozen=True)
 class Fleet:
-    """The built fleet: endpoints in device order, serials, generators and phase groups."""
+    """The built fleet: endpoints in device order, serials, signal sources and phase groups.
+
+    ``first[kind]`` is the fleet index of the kind's first device (sources number devices
+    within their kind)."""
 
     endpoints: tuple[Endpoint, ...]
+    first: dict[Kind, int]
     serials: tuple[str, ...]
-    generators: dict[Kind, PlaceholderVitals]
+    generators: dict[Kind, Source]
     groups: tuple[tuple[Group, ...], ...]
 
     def phase(self, group: int, window: float) -> float:
@@ -86,23 +91,22 @@ def build_fleet(scenario: Scenario, seeds: SeedTree, access: LatencySampler) -> 
     Returns:
         The fleet.
     """
-    c = scenario.fleet.cohort
-    cohort = CohortParams(c.hr_mean_bpm, c.hr_sd_bpm, c.sys_mean_mmhg, c.sys_sd_mmhg,
-                          c.dia_mean_mmhg, c.dia_sd_mmhg, c.salty_sweater_fraction)
+    cohort = CohortParams(**scenario.fleet.cohort.model_dump())
     config = WearableConfig(window_s=scenario.window, buffer_limit=scenario.fleet.buffer_windows)
     tenant = scenario.fleet.tenant
     soc = seeds.rng("fleet", "battery").uniform(0.6, 1.0, scenario.device_count())
     anchor = platform_signing_key(seeds).public_key() if scenario.ota else None
     endpoints: list[Endpoint] = []
     serials: list[str] = []
-    generators: dict[Kind, PlaceholderVitals] = {}
+    generators: dict[Kind, Source] = {}
     by_group: list[list[Group]] = [[] for _ in range(PHASE_GROUPS)]
+    firsts: dict[Kind, int] = {}
     for kind in Kind:
         n = scenario.fleet.devices.get(kind.value, 0)
         if n == 0:
             continue
-        generators[kind] = PlaceholderVitals(kind, n, cohort, seeds.rng("sensors", kind.value))
-        first = len(endpoints)
+        generators[kind] = make_source(kind, n, cohort, seeds, window_s=scenario.window)
+        first = firsts[kind] = len(endpoints)
         for j in range(n):
             i = first + j
             ueid = Ueid.from_random(seeds.entropy("device", i, "ueid")).hex
@@ -117,4 +121,5 @@ def build_fleet(scenario: Scenario, seeds: SeedTree, access: LatencySampler) -> 
             if len(local):
                 eps = tuple(endpoints[first + int(j)] for j in local)
                 by_group[g].append(Group(kind, local, eps))
-    return Fleet(tuple(endpoints), tuple(serials), generators, tuple(map(tuple, by_group)))
+    return Fleet(tuple(endpoints), firsts, tuple(serials), generators,
+                 tuple(map(tuple, by_group)))

@@ -83,3 +83,14 @@ def test_figure_script_writes_pngs(tmp_path: Path) -> None:
     assert [p.name for p in paths] == ["ecg.png", "bp.png", "sweat.png"]
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 20_000
+
+
+def test_every_episode_name_fits_the_ground_truth_record():
+    from devices.physiology.bp import BP_EPISODES
+    from devices.physiology.ecg import ECG_EPISODES
+    from devices.physiology.episodes import EPISODE_DTYPE
+    from devices.physiology.sweat import SWEAT_EPISODES
+
+    width = EPISODE_DTYPE["kind"].itemsize // 4  # numpy unicode: 4 bytes a character
+    names = [s.name for s in (*ECG_EPISODES, *BP_EPISODES, *SWEAT_EPISODES)]
+    assert max(map(len, names)) <= width, "an episode name would be truncated in the record"

@@ -112,3 +112,14 @@ def test_each_device_sequence_arrives_in_order_on_its_connection(run_small, smal
     for device, seq in rows:
         assert seq > last.get(device, -1)
         last[device] = seq
+
+
+def test_episode_ground_truth_is_stored_for_every_device_it_names(run_small, small):
+    out = run_small(small(devices=100, duration=900))
+    with sqlite3.connect(out.out / "store.sqlite") as db:
+        rows = db.execute("SELECT device, kind, start_s, end_s FROM episodes").fetchall()
+        devices = {d for (d,) in db.execute("SELECT device FROM devices")}
+    clinical = out.report["clinical"]
+    assert clinical["episodes"] == len(rows) > 0
+    assert sum(clinical["episodes_by_kind"].values()) == len(rows)
+    assert all(device in devices and end > start >= 0 for device, _, start, end in rows)
