@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from twin import __version__
-from twin.commands import dashboard, rot, signals
+from twin.commands import broker, dashboard, rot, signals
 from twin.core.errors import MedtwinError
 from twin.scenario import bundled_scenarios, format_duration, parse_duration
 
@@ -147,7 +147,7 @@ def bench(
         out.write_text(text + "\n")
 
 
-for _module in (dashboard, rot, signals):
+for _module in (broker, dashboard, rot, signals):
     _module.register(app)
 
 
