@@ -122,26 +122,49 @@ def scenarios() -> None:
         typer.echo(f"{name:<{width}}  {summary}")
 
 
+BENCH_SUITES = ("fleet", "signals", "rot")
+
+
 @app.command()
 def bench(
     devices: Annotated[str, typer.Option(help="Fleet sizes, comma-separated.")] = "1000,10000",
     duration: Annotated[str, typer.Option(help="Simulated time per size.")] = "10m",
+    only: Annotated[str, typer.Option(help="Suites, comma-separated: "
+                                           + ", ".join(BENCH_SUITES) + ".")] = "all",
     out: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
 ) -> None:
-    """Benchmark the sim driver: device-seconds per wall-second and peak memory, as JSON."""
-    from twin.bench.fleet import run_bench
+    """Benchmark the twin (fleet throughput and memory, signal synthesis, root of trust); JSON."""
+    import json
+
+    from twin.bench import fleet, rot, signals
 
     try:
         sizes = [int(x) for x in devices.split(",") if x.strip()]
         seconds = parse_duration(duration)
     except ValueError as exc:
         raise _fail(f"bad --devices or --duration: {exc}") from None
+    suites = BENCH_SUITES if only == "all" else tuple(s.strip() for s in only.split(","))
+    if unknown := [s for s in suites if s not in BENCH_SUITES]:
+        raise _fail(f"--only: unknown suite {unknown[0]!r} (known: {', '.join(BENCH_SUITES)})")
     if not sizes or min(sizes) < 1:
         raise _fail("--devices needs positive fleet sizes, e.g. 1000,10000")
+
+    def say(line: str) -> None:
+        err.print(line, highlight=False)
+
+    doc: dict[str, object] = {"machine": fleet.machine()}
     try:
-        text = run_bench(sizes, seconds, progress=lambda line: err.print(line, highlight=False))
+        for suite in suites:
+            say(f"bench: {suite} ...")
+            if suite == "fleet":
+                doc["fleet"] = fleet.run_bench(sizes, seconds, progress=say)
+            elif suite == "signals":
+                doc["signals"] = signals.run_signals_bench()
+            else:
+                doc["rot"] = rot.run_rot_bench()
     except MedtwinError as exc:
         raise _fail(str(exc)) from None
+    text = json.dumps(doc, indent=2)
     typer.echo(text)
     if out is not None:
         out.write_text(text + "\n")

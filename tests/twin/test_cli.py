@@ -99,3 +99,16 @@ def test_unwritable_output_folder_is_refused(tmp_path: Path):
 def test_bench_rejects_bad_sizes():
     assert "--devices" in error_line(twin("bench", "--devices", "0"))
     assert "bad --devices" in error_line(twin("bench", "--devices", "many"))
+
+
+def test_bench_rejects_an_unknown_suite():
+    assert "unknown suite 'warp'" in error_line(twin("bench", "--only", "warp"))
+
+
+def test_bench_signals_suite_reports_ecg_throughput():
+    import json
+
+    result = twin("bench", "--only", "signals")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout[result.stdout.index("{"):])
+    assert doc["signals"] and "machine" in doc

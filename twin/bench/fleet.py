@@ -46,8 +46,9 @@ def measure(devices: int, seconds: float) -> dict[str, Any]:
     }
 
 
-def run_bench(sizes: list[int], seconds: float, progress: Callable[[str], None]) -> str:
-    """Measure each fleet size in its own process; return the results as JSON text.
+def run_bench(sizes: list[int], seconds: float,
+              progress: Callable[[str], None]) -> dict[str, Any]:
+    """Measure each fleet size in its own process; return the results.
 
     Raises:
         MedtwinError: a measurement process failed (its stderr's last line is quoted).
@@ -66,13 +67,13 @@ def run_bench(sizes: list[int], seconds: float, progress: Callable[[str], None])
         r = results[-1]
         progress(f"  {r['realtime_factor']:,}x real time, "
                  f"{r['device_seconds_per_wall_second']:,} device-s/s, {r['peak_rss_mb']} MB")
-    doc = {
-        "benchmark": "fleet",
-        "machine": {"python": platform.python_version(), "cpus": _cpus(),
-                    "processor": platform.machine()},
-        "results": results,
-    }
-    return json.dumps(doc, indent=2)
+    return {"scenario": SCENARIO, "results": results}
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    return {"python": platform.python_version(), "cpus": _cpus(),
+            "processor": platform.machine()}
 
 
 def _cpus() -> int:
