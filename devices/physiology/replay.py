@@ -46,7 +46,8 @@ class WfdbReplay:
         n_devices: devices replaying it; device ``i`` starts ``offsets[i]`` seconds in.
         window_s: window length (s).
         channel: signal channel (0 is MLII in MIT-BIH).
-        offsets: per-device start offsets in seconds (default 0 for all).
+        offsets: per-device start offsets in seconds (default: spread evenly over the
+            record).
 
     Raises:
         RecordError: the record is missing or unreadable, the channel does not exist, or it
@@ -75,7 +76,9 @@ class WfdbReplay:
         where = np.rint(ann * self.up / self.down).astype(np.int64) % self.length
         self.beat_sample, self.beat_label = where[beat], mapped[beat]
         self.episodes_table = _rhythms(where, symbols, aux, self.length)
-        off = np.zeros(n_devices) if offsets is None else np.asarray(offsets, float)
+        # Default: devices start evenly spread over the record, so they do not stream in step.
+        spread = np.arange(n_devices) * (self.length / fs / max(n_devices, 1))
+        off = spread if offsets is None else np.asarray(offsets, float)
         self._offset = np.rint(off * fs).astype(np.int64) % self.length
 
     def window(self, t_end: float, idx: npt.NDArray[np.intp]) -> SignalBatch:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from devices.physiology.bp import BpSource
+from devices.physiology.bp import BP_EPISODES, BpSource
 from devices.physiology.cohort import CohortParams
-from devices.physiology.ecg import EcgSource
-from devices.physiology.sweat import SweatSource
+from devices.physiology.ecg import ECG_EPISODES, EcgSource
+from devices.physiology.replay import WfdbReplay
+from devices.physiology.sweat import SWEAT_EPISODES, SweatSource
 from twin.core.messages import Kind
 from twin.core.seeds import SeedTree
 
-Source = EcgSource | BpSource | SweatSource
+Source = EcgSource | BpSource | SweatSource | WfdbReplay
 """Anything with ``window(t_end, idx) -> SignalBatch`` for one kind."""
 SOURCES: dict[Kind, type[EcgSource] | type[BpSource] | type[SweatSource]] = {
     Kind.ECG_PATCH: EcgSource, Kind.BP_CUFF: BpSource, Kind.SWEAT_PATCH: SweatSource,
@@ -39,3 +40,8 @@ def make_source(kind: Kind, n_devices: int, cohort: CohortParams, seeds: SeedTre
     cls = SOURCES[kind]
     options.setdefault("fs", DEFAULT_FS[kind])
     return cls(n_devices, cohort, seeds, window_s=window_s, start_hour=start_hour, **options)
+
+
+def episode_names() -> tuple[str, ...]:
+    """Every clinical episode kind the sources can inject, sorted (for scenario validation)."""
+    return tuple(sorted(s.name for s in (*ECG_EPISODES, *BP_EPISODES, *SWEAT_EPISODES)))

@@ -296,3 +296,19 @@ def test_bad_override_is_a_scenario_error(overrides: dict[str, object], expected
     with pytest.raises(ScenarioError) as caught:
         outage.with_overrides(**overrides)  # type: ignore[arg-type]
     assert caught.value.problems == (expected,)
+
+
+# -- physiology options ----------------------------------------------------------------------
+
+
+def test_an_unknown_episode_kind_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace("fleet:\n", "fleet:\n  cohort:\n"
+                                           "    episode_rates: {af: 3, hiccups: 2}\n"))
+    (line,) = problems(path)
+    assert "fleet.cohort.episode_rates" in line and "unknown episode kind 'hiccups'" in line
+
+
+def test_a_missing_replay_record_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace("fleet:\n", "fleet:\n  replay: {record: nowhere/9}\n"))
+    (line,) = problems(path)
+    assert "fleet.replay.record" in line and "no WFDB file nowhere/9.hea" in line

@@ -17,6 +17,7 @@ pydantic validation context as ``{"defences": [...], "attacks": [...]}`` (see
 from __future__ import annotations
 
 from collections.abc import Collection
+from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -98,6 +99,34 @@ class Cohort(BaseModel):
     dia_sd_mmhg: float = Field(default=8.0, ge=0)
     salty_sweater_fraction: float = Field(default=0.2, ge=0, le=1)
     """Share of patients with high sweat sodium (the population the sweat patch screens)."""
+    dipping_mix: tuple[float, float, float, float] = (0.15, 0.50, 0.27, 0.08)
+    """Shares of extreme dippers, dippers, non-dippers and risers (night-time BP fall)."""
+    white_coat_fraction: float = Field(default=0.2, ge=0, le=1)
+    ambient_c: float = Field(default=22.0, ge=-10, le=50)
+    """Ambient temperature, degrees Celsius (drives sweating)."""
+    episode_rate: float = Field(default=1.0, ge=0)
+    """Multiplier on every clinical episode rate; 0 switches episodes off."""
+    episode_rates: dict[str, Annotated[float, Field(ge=0)]] = {}
+    """Per-episode-kind multipliers, e.g. ``{af: 5}``; names as ``twin signals --help`` lists."""
+
+    @field_validator("dipping_mix")
+    @classmethod
+    def _mix(cls, value: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        if min(value) < 0 or sum(value) <= 0:
+            raise PydanticCustomError("dipping_mix", "needs four shares >= 0, not all 0")
+        return value
+
+    @field_validator("episode_rates")
+    @classmethod
+    def _known_episodes(cls, value: dict[str, float]) -> dict[str, float]:
+        from devices.physiology.sources import episode_names
+
+        known = episode_names()
+        if unknown := sorted(set(value) - set(known)):
+            raise PydanticCustomError(
+                "unknown_episode", "unknown episode kind '{name}' (known: {known})",
+                {"name": unknown[0], "known": ", ".join(known)})
+        return value
 
     @field_validator("age_max")
     @classmethod
@@ -124,6 +153,27 @@ class Cohort(BaseModel):
         return value
 
 
+class Replay(BaseModel):
+    """Real-signal replay: the first ``devices`` ECG patches stream this WFDB record
+    (resampled to the device rate, its reference annotations as ground truth)."""
+
+    model_config = _CONFIG
+
+    record: str = Field(min_length=1)
+    """Path of the record without extension (e.g. ``data/mitdb/101``), absolute or relative
+    to the working directory."""
+    devices: int = Field(default=1, ge=1)
+
+    @field_validator("record")
+    @classmethod
+    def _record_exists(cls, value: str) -> str:
+        for suffix in (".hea", ".dat", ".atr"):
+            if not Path(value + suffix).is_file():
+                raise PydanticCustomError("no_record", "no WFDB file {path}",
+                                          {"path": value + suffix})
+        return value
+
+
 class Fleet(BaseModel):
     """Which wearables, how many of each, for which tenant and patient cohort."""
 
@@ -134,6 +184,8 @@ class Fleet(BaseModel):
     cohort: Cohort = Cohort()
     buffer_windows: int = Field(default=4096, ge=1, le=1_000_000)
     """Telemetry windows a device keeps while offline before it drops the oldest."""
+    replay: Replay | None = None
+    """Some ECG patches stream a real WFDB record instead of the synthetic ECG."""
 
     @field_validator("devices")
     @classmethod

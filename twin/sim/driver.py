@@ -45,7 +45,7 @@ from twin.core.events import (
     WindowReady,
 )
 from twin.core.firmware import SELF_TEST_FAIL
-from twin.core.messages import KIND_METRICS, Kind
+from twin.core.messages import KIND_METRICS
 from twin.core.seeds import SeedTree
 from twin.scenario.schema import Scenario
 from twin.sim.broker import Endpoint, SimBroker
@@ -147,20 +147,19 @@ class SimRun:
             now = self.env.now
             for group in groups[k % len(groups)]:
                 names = KIND_METRICS[group.kind]
-                batch = self.fleet.generators[group.kind].window(now, group.local)
+                batch = group.source.window(now, group.local)
                 if len(batch.episodes):
-                    self._record_episodes(group.kind, batch.episodes)
+                    self._record_episodes(group.offset, batch.episodes)
                 for ep, row in zip(group.endpoints, batch.values.tolist(), strict=True):
                     self._feed(ep, WindowReady(dict(zip(names, row, strict=True))), now)
             if self.progress is not None:
                 self.progress(now)
             k += 1
 
-    def _record_episodes(self, kind: Kind, episodes: Any) -> None:
+    def _record_episodes(self, offset: int, episodes: Any) -> None:
         """Store the ground truth of the clinical episodes that started in this window."""
-        first = self.fleet.first[kind]
         self.store.add_episodes(
-            EpisodeRow(self.fleet.endpoints[first + int(e["device"])].principal.name,
+            EpisodeRow(self.fleet.endpoints[offset + int(e["device"])].principal.name,
                        str(e["kind"]), float(e["start_s"]), float(e["end_s"]))
             for e in episodes)
         self.counters["clinical.episodes"] += len(episodes)

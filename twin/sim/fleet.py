@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from broker.policy import Principal, Role
 from devices.battery import PROFILES, Battery
 from devices.firmware import Image, UpdateClient
-from devices.physiology import CohortParams, make_source
+from devices.physiology import CohortParams, WfdbReplay, make_source
 from devices.physiology.sources import Source
 from devices.wearable import WearableConfig, WearableCore
 from twin.core.identity import Ueid
@@ -58,21 +58,20 @@ class Group:
     """The devices of one kind whose windows close together."""
 
     kind: Kind
+    source: Source
     local: npt.NDArray[np.intp]
     endpoints: tuple[Endpoint, ...]
+    offset: int
+    """Fleet index of the source's device 0 (sources number their own devices)."""
 
 
 @dataclass(frozen=True)
 class Fleet:
-    """The built fleet: endpoints in device order, serials, signal sources and phase groups.
-
-    ``first[kind]`` is the fleet index of the kind's first device (sources number devices
-    within their kind)."""
+    """The built fleet: endpoints in device order, serials, and the phase groups, each
+    with the signal source that computes its windows."""
 
     endpoints: tuple[Endpoint, ...]
-    first: dict[Kind, int]
     serials: tuple[str, ...]
-    generators: dict[Kind, Source]
     groups: tuple[tuple[Group, ...], ...]
 
     def phase(self, group: int, window: float) -> float:
@@ -91,22 +90,20 @@ def build_fleet(scenario: Scenario, seeds: SeedTree, access: LatencySampler) -> 
     Returns:
         The fleet.
     """
-    cohort = CohortParams(**scenario.fleet.cohort.model_dump())
+    c = scenario.fleet.cohort.model_dump()
+    cohort = CohortParams(**{**c, "episode_rates": tuple(sorted(c["episode_rates"].items()))})
     config = WearableConfig(window_s=scenario.window, buffer_limit=scenario.fleet.buffer_windows)
     tenant = scenario.fleet.tenant
     soc = seeds.rng("fleet", "battery").uniform(0.6, 1.0, scenario.device_count())
     anchor = platform_signing_key(seeds).public_key() if scenario.ota else None
     endpoints: list[Endpoint] = []
     serials: list[str] = []
-    generators: dict[Kind, Source] = {}
     by_group: list[list[Group]] = [[] for _ in range(PHASE_GROUPS)]
-    firsts: dict[Kind, int] = {}
     for kind in Kind:
         n = scenario.fleet.devices.get(kind.value, 0)
         if n == 0:
             continue
-        generators[kind] = make_source(kind, n, cohort, seeds, window_s=scenario.window)
-        first = firsts[kind] = len(endpoints)
+        first = len(endpoints)
         for j in range(n):
             i = first + j
             ueid = Ueid.from_random(seeds.entropy("device", i, "ueid")).hex
@@ -116,10 +113,31 @@ def build_fleet(scenario: Scenario, seeds: SeedTree, access: LatencySampler) -> 
             endpoints.append(Endpoint(Principal(Role.DEVICE, tenant, ueid), core, Link(),
                                       access, index=i))
             serials.append(f"{SERIAL_PREFIX[kind]}-{j + 1:05d}")
-        for g in range(PHASE_GROUPS):
-            local = np.arange(g, n, PHASE_GROUPS, dtype=np.intp)
-            if len(local):
-                eps = tuple(endpoints[first + int(j)] for j in local)
-                by_group[g].append(Group(kind, local, eps))
-    return Fleet(tuple(endpoints), firsts, tuple(serials), generators,
-                 tuple(map(tuple, by_group)))
+        for source, start, count in _sources(scenario, kind, n, cohort, seeds):
+            for g in range(PHASE_GROUPS):
+                # Phase by index within the kind, so replaying devices keep their phases.
+                local = np.array([j - start for j in range(start, start + count)
+                                  if j % PHASE_GROUPS == g], dtype=np.intp)
+                if len(local):
+                    eps = tuple(endpoints[first + start + int(j)] for j in local)
+                    by_group[g].append(Group(kind, source, local, eps, first + start))
+    return Fleet(tuple(endpoints), tuple(serials), tuple(map(tuple, by_group)))
+
+
+def _sources(scenario: Scenario, kind: Kind, n: int, cohort: CohortParams, seeds: SeedTree
+             ) -> list[tuple[Source, int, int]]:
+    """The signal sources of one kind: ``(source, first index within the kind, count)``.
+
+    ECG patches may replay a real WFDB record (the scenario's ``fleet.replay``): the first
+    ``devices`` of them, each from its own offset into the record.
+    """
+    replay = scenario.fleet.replay if kind is Kind.ECG_PATCH else None
+    replayed = min(n, replay.devices) if replay else 0
+    out: list[tuple[Source, int, int]] = []
+    if replay and replayed:
+        out.append((WfdbReplay(replay.record, n_devices=replayed, window_s=scenario.window),
+                    0, replayed))
+    if n > replayed:
+        out.append((make_source(kind, n - replayed, cohort, seeds, window_s=scenario.window),
+                    replayed, n - replayed))
+    return out

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from pathlib import Path
+
+import pytest
 
 from cloud.store import SqliteStore
 from twin.report import WALL_CLOCK_FIELDS
+from twin.scenario.schema import Replay
 from twin.sim.fleet import PHASE_GROUPS
 
 TOP_LEVEL = ("schema", "scenario", "seed", "mode", "devices", "sim_seconds", "wall_seconds",
@@ -123,3 +127,27 @@ def test_episode_ground_truth_is_stored_for_every_device_it_names(run_small, sma
     assert clinical["episodes"] == len(rows) > 0
     assert sum(clinical["episodes_by_kind"].values()) == len(rows)
     assert all(device in devices and end > start >= 0 for device, _, start, end in rows)
+
+
+MITDB = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "mitdb-ds1"
+
+
+@pytest.mark.skipif(not (MITDB / "208.hea").is_file(), reason="MIT-BIH DS1 not beside the repo")
+def test_replayed_ecg_patches_carry_the_record_annotations(run_small, small):
+    sc = small(devices=30, duration=600)
+    fleet = sc.fleet.model_copy(update={"replay": Replay(record=str(MITDB / "208"), devices=3),
+                                        "devices": {"ecg_patch": 30}})
+    out = run_small(sc.model_copy(update={"fleet": fleet}))
+    with sqlite3.connect(out.out / "store.sqlite") as db:
+        replayed = {d for (d,) in db.execute(
+            "SELECT device FROM devices WHERE serial IN ('ECG-00001','ECG-00002','ECG-00003')")}
+        kinds = {k for (d, k) in db.execute("SELECT device, kind FROM episodes")
+                 if d in replayed}
+    assert "trigeminy" in kinds  # record 208's rhythm annotations, not a synthetic episode
+
+
+def test_episode_rate_zero_switches_episodes_off(run_small, small):
+    sc = small(devices=40, duration=600)
+    cohort = sc.fleet.cohort.model_copy(update={"episode_rate": 0.0})
+    out = run_small(sc.model_copy(update={"fleet": sc.fleet.model_copy(update={"cohort": cohort})}))
+    assert out.report["clinical"]["episodes"] == 0
