@@ -30,7 +30,7 @@ from twin.core.events import Notice
 from twin.core.messages import METRICS
 
 BATCH_ROWS: Final = 2000
-SCHEMA_VERSION: Final = 3  # 2: security_alerts; 3: episodes (clinical ground truth)
+SCHEMA_VERSION: Final = 3  # 2: security_alerts; 3: episodes (ground truth) and strips
 APPLICATION_ID: Final = 0x6D747764  # "mtwd": marks the file as a medtwin store (sqlite3 docs)
 
 _IDENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -57,6 +57,8 @@ _TABLES: Final[Mapping[str, str]] = {
     "notices": "t REAL NOT NULL, source TEXT NOT NULL, name TEXT NOT NULL, detail TEXT NOT NULL",
     "episodes": "device TEXT NOT NULL, kind TEXT NOT NULL, start_s REAL NOT NULL,"
                 " end_s REAL NOT NULL",
+    "strips": "device TEXT NOT NULL, t_end REAL NOT NULL, fs REAL NOT NULL,"
+              " units TEXT NOT NULL, samples BLOB NOT NULL, beats TEXT NOT NULL",
     "security_alerts": "t REAL NOT NULL, subject TEXT NOT NULL, rule TEXT NOT NULL,"
                        " severity TEXT NOT NULL, count INTEGER NOT NULL, psa_goals TEXT NOT NULL",
 }
@@ -73,6 +75,27 @@ _SCHEMA: Final = "".join(
 )
 
 Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StripRow:
+    """A window of raw signal kept for people to look at (e.g. the ECG around an episode).
+
+    Attributes:
+        device: the device's UEID hex.
+        t_end: the window's end; it covers ``[t_end - len/fs, t_end)``.
+        fs: sampling rate (Hz).
+        units: physical unit of the samples.
+        samples: float32 little-endian bytes.
+        beats: ``(sample index, AAMI label)`` pairs (ECG), empty otherwise.
+    """
+
+    device: str
+    t_end: float
+    fs: float
+    units: str
+    samples: bytes
+    beats: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +190,11 @@ class RunStore(ABC):
     def add_devices(self, rows: Iterable[DeviceRow]) -> None:
         """Record fleet members (a device added again replaces its row); StoreError if closed."""
         self._add("devices", ((r.device, r.serial, r.kind, r.tenant) for r in rows))
+
+    def add_strips(self, rows: Iterable[StripRow]) -> None:
+        """Record raw signal strips (float32 little-endian samples, beats as JSON)."""
+        self._add("strips", ((r.device, r.t_end, r.fs, r.units, r.samples,
+                              json.dumps([list(b) for b in r.beats])) for r in rows))
 
     def add_episodes(self, rows: Iterable[EpisodeRow]) -> None:
         """Record the ground truth of clinical episodes (what detection is scored against)."""

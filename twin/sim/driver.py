@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import simpy
 
 from broker.policy import AccessDenied, BrokerPolicy, Principal, Role
@@ -25,7 +26,7 @@ from cloud.firmware import build_release
 from cloud.ingest import CloudCore
 from cloud.monitor import QuarantineRequest, SecurityMonitor, signal_from_notice
 from cloud.ota import Campaign, StartCampaign
-from cloud.store import DeviceRow, EpisodeRow, RunStore
+from cloud.store import DeviceRow, EpisodeRow, RunStore, StripRow
 from devices.wearable import Provisioned
 from twin.core.events import (
     CancelTimer,
@@ -49,7 +50,7 @@ from twin.core.messages import KIND_METRICS
 from twin.core.seeds import SeedTree
 from twin.scenario.schema import Scenario
 from twin.sim.broker import Endpoint, SimBroker
-from twin.sim.fleet import Fleet, build_fleet, platform_signing_key
+from twin.sim.fleet import Fleet, Group, build_fleet, platform_signing_key
 from twin.sim.network import InFlight, LatencySampler, Link
 
 DRAIN_S = 30.0
@@ -149,20 +150,32 @@ class SimRun:
                 names = KIND_METRICS[group.kind]
                 batch = group.source.window(now, group.local)
                 if len(batch.episodes):
-                    self._record_episodes(group.offset, batch.episodes)
+                    self._record_episodes(group, batch)
                 for ep, row in zip(group.endpoints, batch.values.tolist(), strict=True):
                     self._feed(ep, WindowReady(dict(zip(names, row, strict=True))), now)
             if self.progress is not None:
                 self.progress(now)
             k += 1
 
-    def _record_episodes(self, offset: int, episodes: Any) -> None:
-        """Store the ground truth of the clinical episodes that started in this window."""
+    def _record_episodes(self, group: Group, batch: Any) -> None:
+        """Store the ground truth of the episodes that started in this window, and the raw
+        window of each device concerned (so people can see what the episode looked like)."""
+        devices = self.fleet.endpoints
         self.store.add_episodes(
-            EpisodeRow(self.fleet.endpoints[offset + int(e["device"])].principal.name,
+            EpisodeRow(devices[group.offset + int(e["device"])].principal.name,
                        str(e["kind"]), float(e["start_s"]), float(e["end_s"]))
-            for e in episodes)
-        self.counters["clinical.episodes"] += len(episodes)
+            for e in batch.episodes)
+        self.counters["clinical.episodes"] += len(batch.episodes)
+        if not self.scenario.outputs.strip_seconds:
+            return
+        rows = sorted({int(r) for r in np.searchsorted(group.local, batch.episodes["device"])})
+        beats = batch.beats
+        self.store.add_strips(
+            StripRow(group.endpoints[row].principal.name, float(batch.t_end), float(batch.fs),
+                     batch.units, batch.signal[row].astype("<f4").tobytes(),
+                     tuple((int(b["sample"]), str(b["label"]))
+                           for b in beats[beats["row"] == row]) if len(beats) else ())
+            for row in rows)
 
     def _at(self, when: float, fn: Callable[..., None], *args: Any) -> None:
         """Call ``fn(*args)`` at simulated time ``when`` (one kernel event, no process)."""

@@ -151,3 +151,22 @@ def test_episode_rate_zero_switches_episodes_off(run_small, small):
     cohort = sc.fleet.cohort.model_copy(update={"episode_rate": 0.0})
     out = run_small(sc.model_copy(update={"fleet": sc.fleet.model_copy(update={"cohort": cohort})}))
     assert out.report["clinical"]["episodes"] == 0
+
+
+def test_the_raw_window_of_every_episode_is_kept_with_its_beat_labels(run_small, small):
+    import numpy as np
+
+    out = run_small(small(devices=100, duration=900))
+    with sqlite3.connect(out.out / "store.sqlite") as db:
+        strips = db.execute("SELECT s.device, s.fs, s.samples, s.beats, d.kind FROM strips s "
+                            "JOIN devices d USING (device)").fetchall()
+        started = {d for (d,) in db.execute("SELECT device FROM episodes")}
+    assert strips and {s[0] for s in strips} == started
+    ecg = [s for s in strips if s[4] == "ecg_patch"]
+    assert ecg
+    for _, fs, samples, beats, _ in ecg:
+        signal = np.frombuffer(samples, "<f4")
+        labels = json.loads(beats)
+        assert len(signal) == fs * 10 and labels
+        assert {label for _, label in labels} <= set("NSVFQ")
+        assert all(0 <= sample < len(signal) for sample, _ in labels)
