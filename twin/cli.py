@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from twin import __version__
 from twin.commands import broker, dashboard, rot, signals
+from twin.commands import eval as evaluate
 from twin.core.errors import MedtwinError
 from twin.scenario import bundled_scenarios, format_duration, parse_duration
 
@@ -122,7 +123,7 @@ def scenarios() -> None:
         typer.echo(f"{name:<{width}}  {summary}")
 
 
-BENCH_SUITES = ("fleet", "signals", "rot")
+BENCH_SUITES = ("fleet", "signals", "rot", "tinyml")
 
 
 @app.command()
@@ -136,7 +137,7 @@ def bench(
     """Benchmark the twin (fleet throughput and memory, signal synthesis, root of trust); JSON."""
     import json
 
-    from twin.bench import fleet, rot, signals
+    from twin.bench import fleet, rot, signals, tinyml
 
     try:
         sizes = [int(x) for x in devices.split(",") if x.strip()]
@@ -160,6 +161,8 @@ def bench(
                 doc["fleet"] = fleet.run_bench(sizes, seconds, progress=say)
             elif suite == "signals":
                 doc["signals"] = signals.run_signals_bench()
+            elif suite == "tinyml":
+                doc["tinyml"] = tinyml.run_tinyml_bench()
             else:
                 doc["rot"] = rot.run_rot_bench()
     except MedtwinError as exc:
@@ -170,7 +173,7 @@ def bench(
         out.write_text(text + "\n")
 
 
-for _module in (broker, dashboard, rot, signals):
+for _module in (broker, dashboard, evaluate, rot, signals):
     _module.register(app)
 
 

@@ -1,0 +1,1 @@
+"""TinyML on the wearables: int8 LiteRT models run in fleet batches."""
