@@ -174,6 +174,15 @@ class Inventory(ABC):
         self._write(updated, AuditEvent(now, chip, event, dict(detail or {})), new=False)
         return updated
 
+    def note(self, chip: str, now: float, event: str,
+             detail: Mapping[str, str | int | float] | None = None) -> None:
+        """Audit an event that changes nothing (e.g. a refused enrolment).
+
+        Raises:
+            InventoryError: unknown chip.
+        """
+        self._write(self.get(chip), AuditEvent(now, chip, event, dict(detail or {})), new=False)
+
     def by_state(self) -> dict[str, int]:
         """How many chips are in each state."""
         counts: dict[str, int] = {}
@@ -236,6 +245,10 @@ class SqliteInventory(Inventory):
         try:
             self._db = sqlite3.connect(str(path), isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode NORMAL never corrupts the database; a power cut may lose the last
+            # commits, never half of one (SQLite, "PRAGMA synchronous"). FULL syncs on every
+            # commit: 4 ms each here, which capped fleet enrolment near 100 devices/s.
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise InventoryError(f"{path}: cannot open the inventory ({exc})") from None
@@ -265,8 +278,13 @@ class SqliteInventory(Inventory):
                   str(record.certificate_serial))
         with self._db:  # one transaction: the state change and its audit row, or neither
             self._db.execute("BEGIN")
-            verb = "INSERT" if new else "REPLACE"
-            self._db.execute(f"{verb} INTO chips VALUES (?,?,?,?,?,?,?,?,?)", values)
+            if new:
+                self._db.execute("INSERT INTO chips VALUES (?,?,?,?,?,?,?,?,?)", values)
+            else:  # UPDATE keeps the rowid, so records() stays in registration order
+                self._db.execute(
+                    "UPDATE chips SET attestation_key=?, state=?, device=?, tenant=?, kind=?,"
+                    " patient=?, firmware=?, certificate_serial=? WHERE chip=?",
+                    (*values[1:], values[0]))
             self._db.execute("INSERT INTO audit VALUES (?,?,?,?)", (
                 audit.t, audit.chip, audit.event, json.dumps(dict(audit.detail), sort_keys=True)))
 

@@ -40,7 +40,8 @@ class Signal:
         t: when it happened.
         subject: the identity it is charged to (a device UEID, or a principal's name).
         kind: what was refused: ``acl_denied``, ``connect_denied``, ``identity_mismatch``,
-            ``malformed``, ``duplicate``, ``too_old``, ``kind_mismatch``, ``topic``.
+            ``malformed``, ``duplicate``, ``too_old``, ``kind_mismatch``, ``topic``,
+            ``enrol_refused``.
     """
 
     t: float
@@ -94,6 +95,8 @@ DEFAULT_RULES: Final[tuple[MonitorRule, ...]] = (
                 60.0, "medium", False, (8,), "payloads that fail decoding or the schema"),
     MonitorRule("refused_connections", frozenset({"connect_denied"}), 3, 300.0, "high", False,
                 (1, 2), "a revoked or unknown identity keeps trying to connect"),
+    MonitorRule("refused_enrolments", frozenset({"enrol_refused"}), 3, 300.0, "high", False,
+                (1, 3), "a chip keeps failing enrolment (replayed tokens, substituted keys)"),
 )
 
 _INGEST_KINDS: Final[Mapping[str, str]] = {
@@ -116,6 +119,8 @@ def signal_from_notice(notice: Notice, t: float) -> Signal | None:
         return Signal(t, str(d.get("who", "unknown")), "acl_denied")
     if notice.source == "broker" and notice.name == "connect_denied":
         return Signal(t, str(d.get("who", "unknown")), "connect_denied")
+    if notice.source == "platform" and notice.name == "enrol_refused":
+        return Signal(t, str(d.get("chip", "unknown")), "enrol_refused")
     if notice.source == "cloud" and notice.name == "sequence_refused":
         return Signal(t, str(d.get("device", "unknown")), str(d.get("reason", "duplicate")))
     if notice.source == "cloud" and notice.name == "ingest_rejected":

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from twin import __version__
-from twin.commands import broker, dashboard, rot, signals
+from twin.commands import broker, dashboard, provision, rot, signals
 from twin.commands import eval as evaluate
 from twin.core.errors import MedtwinError
 from twin.scenario import bundled_scenarios, format_duration, parse_duration
@@ -123,7 +123,7 @@ def scenarios() -> None:
         typer.echo(f"{name:<{width}}  {summary}")
 
 
-BENCH_SUITES = ("fleet", "signals", "rot", "tinyml")
+BENCH_SUITES = ("fleet", "signals", "rot", "tinyml", "platform")
 
 
 @app.command()
@@ -137,7 +137,7 @@ def bench(
     """Benchmark the twin (fleet throughput and memory, signal synthesis, root of trust); JSON."""
     import json
 
-    from twin.bench import fleet, rot, signals, tinyml
+    from twin.bench import fleet, platform, rot, signals, tinyml
 
     try:
         sizes = [int(x) for x in devices.split(",") if x.strip()]
@@ -163,6 +163,8 @@ def bench(
                 doc["signals"] = signals.run_signals_bench()
             elif suite == "tinyml":
                 doc["tinyml"] = tinyml.run_tinyml_bench()
+            elif suite == "platform":
+                doc["platform"] = platform.run_platform_bench()
             else:
                 doc["rot"] = rot.run_rot_bench()
     except MedtwinError as exc:
@@ -173,7 +175,7 @@ def bench(
         out.write_text(text + "\n")
 
 
-for _module in (broker, dashboard, evaluate, rot, signals):
+for _module in (broker, dashboard, evaluate, provision, rot, signals):
     _module.register(app)
 
 

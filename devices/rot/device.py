@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+from cryptography import x509
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.x509.oid import NameOID
 
 from devices.rot.errors import KeySlotError, RotError, StorageError
 from devices.rot.extractor import HelperData, enrol, recover
@@ -166,6 +168,22 @@ class RotDevice:
                                    float(now))
         return sign_token(self._key("attestation"), claims)
 
+    def csr(self, tenant: str) -> bytes:
+        """A certification request for the identity key (RFC 2986), DER.
+
+        The subject is a hint (CN = UEID hex, O = tenant): the platform names the certificate
+        from the key itself, so the request's real content is the key and the proof that this
+        device holds it (the self-signature, RFC 2986 section 3).
+
+        Raises:
+            KeySlotError: if the device is not booted.
+        """
+        subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, tenant),
+                             x509.NameAttribute(NameOID.COMMON_NAME, self.ueid.hex)])
+        request = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(
+            self._key("identity"), hashes.SHA256(), ecdsa_deterministic=True)  # RFC 6979
+        return request.public_bytes(serialization.Encoding.DER)
+
     def seal(self, name: str, plaintext: bytes, rng: np.random.Generator) -> None:
         """Store ``plaintext`` encrypted under the storage key (AES-256-GCM, PSA goal 9).
 
@@ -253,13 +271,20 @@ class QdidDevice(RotDevice):
         helper = HelperData.from_bytes(raw if raw is not None else b"")
         noisy = read_bits(self.chip, cond, rng, helper.pairs()[None, :])
         seed = recover(noisy[0], helper)
-        self._start(DeviceKeys.derive(seed, self.key_index), firmware, rng)
+        keys = DeviceKeys.derive(seed, self.key_index)
+        if keys.index:
+            # The attestation key is the chip's for life, like a PSA IAK (RFC 9783 4.2.1):
+            # it is what the platform registered at manufacture, so it must survive an
+            # identity rotation for the platform to recognise the rotated device (ADR 0010).
+            keys = replace(keys, attestation=p256_key(seed, KeyLabel.ATTESTATION, 0))
+        self._start(keys, firmware, rng)
 
     def rotate_identity(self) -> int:
         """Move to the next derivation index: a new identity from the same silicon.
 
         The platform asks for this (re-enrolment after a compromise or a change of owner); it
-        takes effect at the next boot.
+        takes effect at the next boot. The identity key (and so the UEID), the storage and the
+        firmware keys change; the attestation key does not (see :meth:`boot`).
 
         Returns:
             The new index.

@@ -83,3 +83,11 @@ def test_notices_map_to_signals():
     assert signal_from_notice(Notice(DEVICE, "state", {"from": "a", "to": "b"}), t) is None
     garbage = Notice("cloud", "ingest_rejected", {"topic": "x/y", "reason": "decode"})
     assert signal_from_notice(garbage, t) == Signal(t, "unknown", "malformed")
+
+
+def test_repeated_refused_enrolments_raise_an_alert():
+    monitor = SecurityMonitor()
+    notice = Notice("platform", "enrol_refused", {"chip": DEVICE, "reason": "attestation"})
+    out = [o for t in (0.0, 10.0, 20.0)
+           for o in monitor.observe(signal_from_notice(notice, t))]  # type: ignore[arg-type]
+    assert [a.rule for a in alerts(out)] == ["refused_enrolments"]

@@ -199,7 +199,7 @@ class SimRun:
         """Store effects; broker and cloud notices also go through the security monitor."""
         requests = []
         for effect in list(effects):
-            if type(effect) is Notice and effect.source in ("broker", "cloud"):
+            if type(effect) is Notice and effect.source in ("broker", "cloud", "platform"):
                 signal = signal_from_notice(effect, now)
                 for out in self.monitor.observe(signal) if signal else ():
                     if isinstance(out, QuarantineRequest):

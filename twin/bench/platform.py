@@ -1,0 +1,108 @@
+"""Platform benchmark (``twin bench``): zero-touch enrolment throughput, end to end.
+
+Measured, never asserted (house style 11). Issue 5's target: 10,000 devices onboarded in under
+10 s on a 2-core machine, i.e. at least 1,000 devices/s. The timed part is the platform's
+work for each device, exactly as :meth:`cloud.enrolment.EnrolmentService.enrol` does it:
+
+* the attestation check (COSE_Sign1 ES256 verify, claims, nonce freshness, measurements);
+* the CSR check (RFC 2986 self-signature: proof of possession) and the key binding;
+* certificate issuance (one ECDSA P-256 signature by the issuing CA);
+* the inventory write (``provision`` and ``onboard``, each an audited SQLite transaction);
+* the policy update (the device's grants, and the Mosquitto ACL for the whole fleet).
+
+Not timed, and reported separately: manufacturing the chips (PUF model, fuzzy-extractor
+enrolment, first boot, registration: the factory's work, not the platform's) and the devices'
+own work (signing the token and the CSR: done by each device in parallel in a real fleet).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from cloud.enrolment import Enrolment
+from cloud.inventory import Inventory, MemoryInventory
+from cloud.onboarding import cloud_grants, mosquitto_acl
+from devices.enrolment import EnrolmentClient
+from twin.core.messages import ProvisioningRequest
+from twin.core.seeds import SeedTree
+from twin.platform import FleetInventory, Platform
+
+BLOCK = 500
+TARGET_PER_S = 1000.0
+
+
+def run_platform_bench(devices: int = 10_000, seed: int = 1,
+                       inventory: str = "sqlite") -> dict[str, Any]:
+    """Measure enrolment throughput for ``devices`` QDID devices.
+
+    Args:
+        devices: fleet size.
+        seed: run seed.
+        inventory: ``"sqlite"`` (the file-backed inventory ``twin provision`` uses) or
+            ``"memory"`` (to separate the database's cost from the rest).
+
+    Returns:
+        A JSON-able dict: timings of each phase, devices/s for the timed part and whether it
+        met the 1,000/s target.
+    """
+    with tempfile.TemporaryDirectory(prefix="medtwin-bench-") as folder:
+        store: Inventory = (FleetInventory(Path(folder) / "inventory.sqlite")
+                            if inventory == "sqlite" else MemoryInventory())
+        platform = _platform(seed, store)
+        result = _measure(platform, SeedTree(seed), devices)
+        if isinstance(store, FleetInventory):
+            store.close()
+    result.update({"benchmark": "platform", "devices": devices, "inventory": inventory,
+                   "target_per_s": TARGET_PER_S,
+                   "meets_target": result["enrol_per_s"] >= TARGET_PER_S})
+    return result
+
+
+def _platform(seed: int, store: Inventory) -> Platform:
+    from datetime import UTC, datetime
+
+    from cloud import pki
+    from twin.platform import ORG, platform_key
+
+    tree = SeedTree(seed)
+    epoch = datetime(2026, 1, 5, 8, tzinfo=UTC)
+    root = pki.make_root(platform_key(tree, "root"), ORG, epoch)
+    issuing = pki.make_issuing(root, platform_key(tree, "issuing"), ORG, epoch)
+    return Platform(root.certificate, issuing, store, "bench", "mqtts://127.0.0.1:8883", epoch)
+
+
+def _measure(platform: Platform, tree: SeedTree, devices: int) -> dict[str, Any]:
+    rng = tree.rng("bench", "nonces")
+    made_s = device_s = enrol_s = 0.0
+    issued: list[Enrolment] = []
+    for start in range(0, devices, BLOCK):  # blocks bound memory: a chip model is 64 KiB
+        requests: list[ProvisioningRequest] = []
+        for number in range(start, min(start + BLOCK, devices)):
+            t0 = time.perf_counter()
+            made = platform.manufacture(tree, number, 0.0)
+            t1 = time.perf_counter()
+            client = EnrolmentClient(made.device, made.chip, platform.tenant)
+            nonce = platform.service.challenge(made.chip, rng, 0.0)
+            requests.append(client.request(nonce, 0.0))
+            t2 = time.perf_counter()
+            made_s, device_s = made_s + t1 - t0, device_s + t2 - t1
+        t0 = time.perf_counter()
+        issued += [platform.service.enrol(request, 1.0) for request in requests]
+        enrol_s += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    acl = mosquitto_acl([*(e.grants for e in issued), cloud_grants(platform.tenant)])
+    acl_s = time.perf_counter() - t0
+    timed = enrol_s + acl_s
+    return {
+        "manufacture_s": round(made_s, 3), "device_side_s": round(device_s, 3),
+        "enrol_s": round(timed, 3), "acl_s": round(acl_s, 4), "acl_bytes": len(acl),
+        "enrol_per_s": round(devices / timed, 1) if timed > 0 else None,
+        "enrol_us_per_device": round(timed / devices * 1e6, 1),
+        "end_to_end_per_s": round(devices / (timed + device_s), 1),
+        "onboarded": platform.inventory.by_state().get("onboarded", 0),
+        "excluded": "manufacture (PUF, fuzzy extractor, first boot, registration) and the "
+                    "devices' token and CSR signatures; end_to_end_per_s includes the latter",
+    }
