@@ -40,6 +40,24 @@ STATUS_COLOURS: Mapping[str, str] = {
 OUTCOME_COLOURS: Mapping[str, str] = {
     "blocked": DEFENDED, "detected": DEGRADED, "succeeded": COMPROMISED,
 }
+SEVERITY_COLOURS: Mapping[str, str] = {
+    "critical": "#7f0000", "high": COMPROMISED, "medium": DEGRADED, "low": "#ffd166",
+}
+# An OTA campaign's state: done is green, stopped by its failure budget is red.
+CAMPAIGN_COLOURS: Mapping[str, str] = {
+    "completed": DEFENDED, "paused": COMPROMISED, "canary": ACCENT, "rollout": ACCENT,
+    "planned": UNKNOWN,
+}
+# Clinical ground truth is neither good nor bad for security: a colour of its own.
+EPISODE = "#c2185b"
+# AAMI beat classes (ANSI/AAMI EC57): normal beats stay neutral, the others stand out.
+BEAT_COLOURS: Mapping[str, str] = {
+    "N": "#8a8f96", "S": "#ff7f0e", "V": COMPROMISED, "F": "#9467bd", "Q": "#3d3d3d",
+}
+BEAT_NAMES: Mapping[str, str] = {
+    "N": "N normal", "S": "S supraventricular ectopic", "V": "V ventricular ectopic",
+    "F": "F fusion", "Q": "Q unclassifiable",
+}
 
 
 def status_colour(status: str) -> str:
@@ -104,13 +122,34 @@ def histogram(values: pd.Series, *, x_title: str, colour: str = ACCENT,
 
 
 def shade(fig: go.Figure, spans: Sequence[tuple[float, float, str]], colour: str,
-          row: int | None = None) -> None:
-    """Shade time spans ``(start_min, end_min, label)`` on a figure (episodes, outages)."""
+          row: int | None = None, *, rows: int = 0, opacity: float = 0.2,
+          label_at: str = "inside top left") -> None:
+    """Shade time spans ``(start_min, end_min, label)`` on a figure (episodes, outages).
+
+    With ``rows`` (a figure of that many stacked panels) every panel is shaded and only the
+    top one carries the labels, placed at ``label_at`` (a plotly annotation position).
+    """
     for start, end, label in spans:
-        kwargs = {"row": row, "col": 1} if row else {}
-        fig.add_vrect(x0=start, x1=end, fillcolor=colour, opacity=0.2, line_width=0,
-                      annotation_text=label, annotation_position="inside top left",
-                      annotation_font_size=10, **kwargs)
+        for r in range(1, rows + 1) if rows else [row]:
+            kwargs: dict[str, object] = {"row": r, "col": 1} if r else {}
+            text = {"annotation_text": label, "annotation_position": label_at,
+                    "annotation_font_size": 10} if r in (None, 1) else {}
+            fig.add_vrect(x0=start, x1=end, fillcolor=colour, opacity=opacity, line_width=0,
+                          **text, **kwargs)
+
+
+def legend_swatch(fig: go.Figure, name: str, colour: str, opacity: float = 0.35) -> None:
+    """A legend entry for something drawn as a shape (shaded spans have none of their own)."""
+    fig.add_scatter(x=[None], y=[None], mode="markers", name=name,
+                    marker={"symbol": "square", "size": 12, "color": colour,
+                            "opacity": opacity})
+
+
+def legend_below(fig: go.Figure, rows: int = 1) -> go.Figure:
+    """Move the legend under the x axis title (where it cannot collide with the toolbar)."""
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
+                      margin={"b": 10 + 22 * rows})
+    return fig
 
 
 def show(fig: go.Figure, key: str, *, toolbar: bool = False) -> None:

@@ -7,9 +7,9 @@ its WAL and the report, :attr:`dashboards.run.Run.key`): ``st.cache_data`` serve
 from memory and recomputes as soon as a run in progress writes more.
 
 Connections are opened ``mode=ro`` (the dashboard can never alter a run's evidence) and WAL
-lets them read while ``twin run`` writes. Tables and columns that later issues add (episodes,
-PUF metrics, attacks) are probed with :func:`has_table`, so pages can say "not in this run
-yet" instead of failing.
+lets them read while ``twin run`` writes. Tables that later schema versions added (episodes
+and strips in 3, security_alerts in 2) are probed with :func:`has_table`: for an older store
+these functions return None, so pages can say "not in this run yet" instead of failing.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -172,13 +174,28 @@ def rejects_binned(store: str, key: Key, bin_s: float) -> pd.DataFrame:
 
 
 @_cache
-def security_alerts(store: str, key: Key) -> pd.DataFrame | None:
-    """The security monitor's alerts (``t``, ``subject``, ``rule``, ``severity``, ``count``,
-    ``psa_goals``), or None for a store made before the monitor existed."""
+def security_alerts_by_rule(store: str, key: Key) -> pd.DataFrame | None:
+    """The security monitor's alerts per rule and severity: ``rule``, ``severity``,
+    ``alerts``, ``subjects`` (distinct), ``signals`` (refusals behind them), ``first_t``,
+    ``last_t`` (s), ``psa_goals``; None for a store made before the monitor existed."""
     if not has_table(store, key, "security_alerts"):
         return None
-    return _frame(store, "SELECT t, subject, rule, severity, count, psa_goals"
-                         " FROM security_alerts ORDER BY t")
+    return _frame(store, "SELECT rule, severity, COUNT(*) AS alerts,"
+                         " COUNT(DISTINCT subject) AS subjects, SUM(count) AS signals,"
+                         " MIN(t) AS first_t, MAX(t) AS last_t, MAX(psa_goals) AS psa_goals"
+                         " FROM security_alerts GROUP BY 1, 2 ORDER BY 3 DESC, 1")
+
+
+@_cache
+def security_alerts_binned(store: str, key: Key, bin_s: float) -> pd.DataFrame | None:
+    """The security monitor's alerts per time bin, rule and severity: ``t`` (bin start, s),
+    ``rule``, ``severity``, ``alerts``, ``subjects``, ``signals``; None before the monitor."""
+    if not has_table(store, key, "security_alerts"):
+        return None
+    sql = ("SELECT CAST(t / ? AS INTEGER) * ? AS t, rule, severity, COUNT(*) AS alerts,"
+           " COUNT(DISTINCT subject) AS subjects, SUM(count) AS signals"
+           " FROM security_alerts GROUP BY 1, 2, 3 ORDER BY 1")
+    return _frame(store, sql, (bin_s, bin_s))
 
 
 @_cache
@@ -258,3 +275,92 @@ def device_history(store: str, key: Key, device: str) -> pd.DataFrame:
     sql = ("SELECT t, name, detail FROM events WHERE device=?"
            " UNION ALL SELECT t, name, detail FROM notices WHERE source=? ORDER BY t")
     return _frame(store, sql, (device, device))
+
+
+# --- Clinical ground truth (schema 3): episodes and the raw strips stored at their start ---
+
+
+@dataclass(frozen=True)
+class Strip:
+    """One stored window of raw signal: samples in ``units`` at ``fs`` Hz, ending at ``t_end``.
+
+    ``beats`` are ``(sample index, AAMI label)`` pairs (ECG only; N, S, V, F or Q).
+    """
+
+    t_end: float
+    fs: float
+    units: str
+    samples: np.ndarray
+    beats: tuple[tuple[int, str], ...]
+
+    @property
+    def t_start(self) -> float:
+        """When the strip's first sample was taken (simulated s)."""
+        return self.t_end - len(self.samples) / self.fs
+
+    def times(self) -> np.ndarray:
+        """Each sample's simulated time (s)."""
+        return self.t_start + np.arange(len(self.samples)) / self.fs
+
+
+@_cache
+def episode_kinds(store: str, key: Key) -> pd.DataFrame | None:
+    """Ground-truth episodes per kind and device kind: ``episode``, ``device_kind``, ``n``,
+    ``devices`` (distinct); None for a store made before episodes were recorded."""
+    if not has_table(store, key, "episodes"):
+        return None
+    return _frame(store, "SELECT e.kind AS episode, COALESCE(d.kind, 'unknown') AS device_kind,"
+                         " COUNT(*) AS n, COUNT(DISTINCT e.device) AS devices FROM episodes e"
+                         " LEFT JOIN devices d ON d.device = e.device GROUP BY 1, 2"
+                         " ORDER BY 3 DESC, 1")
+
+
+@_cache
+def episode_counts(store: str, key: Key) -> dict[str, int]:
+    """Ground-truth episodes per device (devices with none are absent; so is an old store)."""
+    if not has_table(store, key, "episodes"):
+        return {}
+    with connect(store) as conn:
+        rows = conn.execute("SELECT device, COUNT(*) FROM episodes GROUP BY 1").fetchall()
+    return {str(d): int(n) for d, n in rows}
+
+
+@_cache
+def device_episodes(store: str, key: Key, device: str) -> pd.DataFrame | None:
+    """A device's ground-truth episodes in order: ``kind``, ``start_s``, ``end_s``; None for a
+    store made before episodes were recorded."""
+    if not has_table(store, key, "episodes"):
+        return None
+    return _frame(store, "SELECT kind, start_s, end_s FROM episodes WHERE device=?"
+                         " ORDER BY start_s, kind", (device,))
+
+
+@_cache
+def device_strips(store: str, key: Key, device: str) -> pd.DataFrame | None:
+    """A device's stored strips, without their samples: ``id``, ``t_end`` (s), ``fs`` (Hz),
+    ``units``, ``n`` (samples), ``beats`` and ``ectopic`` (beats not labelled N); None for a
+    store made before strips were recorded."""
+    if not has_table(store, key, "strips"):
+        return None
+    # length() of a BLOB reads its size from the record header, not the samples.
+    sql = ("SELECT rowid AS id, t_end, fs, units, length(samples) / 4 AS n,"
+           " json_array_length(beats) AS beats, (SELECT COUNT(*) FROM json_each(beats)"
+           " WHERE json_extract(value, '$[1]') != 'N') AS ectopic"
+           " FROM strips WHERE device=? ORDER BY t_end")
+    return _frame(store, sql, (device,))
+
+
+@_cache
+def strip(store: str, key: Key, strip_id: int) -> Strip | None:
+    """One strip by its ``id`` (from :func:`device_strips`), samples decoded; None if absent."""
+    if not has_table(store, key, "strips"):
+        return None
+    with connect(store) as conn:
+        row = conn.execute("SELECT t_end, fs, units, samples, beats FROM strips WHERE rowid=?",
+                           (int(strip_id),)).fetchone()
+    if row is None:
+        return None
+    t_end, fs, units, blob, beats = row
+    samples = np.frombuffer(blob, dtype="<f4").astype(np.float64)  # float32 little-endian
+    labels = tuple((int(i), str(label)) for i, label in json.loads(beats))
+    return Strip(float(t_end), float(fs), str(units), samples, labels)

@@ -115,11 +115,33 @@ def timelines(ctx: ui.Context) -> None:
                                   y="devices offline", legend=False), key="offline")
 
 
-def render() -> None:
-    """The Fleet page."""
-    ctx = ui.current_run("Fleet")
-    df = data.fleet(ctx.store, ctx.key)
-    counts = data.counts(ctx.store, ctx.key)
+def episodes(ctx: ui.Context) -> None:
+    """Ground-truth clinical episodes per kind, stacked by the kind of device they hit."""
+    st.subheader("Clinical episodes (ground truth)")
+    kinds = data.episode_kinds(ctx.store, ctx.key)
+    if kinds is None:
+        ui.not_yet("Clinical episodes", "This run's store was written before episodes were "
+                   "recorded (store schema 3); runs made now have them.")
+        return
+    if kinds.empty:
+        st.caption("No clinical episode was injected in this run (cohort `episode_rate: 0`, "
+                   "or too short a run).")
+        return
+    order = kinds.groupby("episode")["n"].sum().sort_values(ascending=False).index.tolist()
+    fig = charts.stacked_bars(kinds, x="episode", y="n", group="device_kind",
+                              colours=charts.KIND_COLOURS, labels=charts.KIND_LABELS,
+                              x_title="episode kind", y_title="episodes", height=300)
+    fig.update_xaxes(categoryorder="array", categoryarray=order)
+    fig.update_layout(bargap=0.25)
+    charts.show(fig, key="episodes")
+    per_device = data.episode_counts(ctx.store, ctx.key)
+    st.caption(f"{int(kinds['n'].sum()):,} episodes of {len(order)} kinds on "
+               f"{len(per_device):,} devices: what the signals carried, which detection "
+               "(cloud alerts now, on-device TinyML later) is scored against.")
+
+
+def headline(ctx: ui.Context, df: pd.DataFrame, counts: dict[str, int]) -> None:
+    """The page's counts: devices, online and offline, windows stored, rejected, lost."""
     t = (ctx.report or {}).get("telemetry", {})
     cols = st.columns(6)
     cols[0].metric("devices", f"{len(df):,}")
@@ -128,6 +150,14 @@ def render() -> None:
     cols[3].metric("windows stored", f"{counts['telemetry']:,}")
     cols[4].metric("rejected", f"{t.get('rejected', counts['rejects']):,}")
     cols[5].metric("lost", f"{t['lost']:,}" if "lost" in t else "run going")
+
+
+def render() -> None:
+    """The Fleet page."""
+    ctx = ui.current_run("Fleet")
+    df = data.fleet(ctx.store, ctx.key)
+    counts = data.counts(ctx.store, ctx.key)
+    headline(ctx, df, counts)
 
     st.subheader("Device health")
     charts.show(grid(df), key="grid")
@@ -149,6 +179,8 @@ def render() -> None:
     st.subheader("Traffic over time")
     timelines(ctx)
 
+    episodes(ctx)
+
     left, right = st.columns(2)
     with left:
         st.subheader("Battery")
@@ -163,10 +195,10 @@ def render() -> None:
                                       y="devices"), key="battery")
     with right:
         st.subheader("Firmware and certificates")
-        ui.not_yet("Firmware versions and certificate expiry",
-                   "The devices report them once the QuarkLink platform issue (enrolment, "
-                   "certificates, OTA) lands; this panel then shows versions and days to "
-                   "expiry.")
+        ui.not_yet("Firmware versions and certificate expiry per device",
+                   "The store does not record each device's firmware version or certificate "
+                   "yet; this panel then shows versions and days to expiry. OTA campaign "
+                   "progress (from the report) is on the Security page.")
 
 
 render()

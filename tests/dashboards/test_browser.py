@@ -1,4 +1,5 @@
-"""Each page in headless Chromium: the real server, the real browser, a PNG per page.
+"""Each page in headless Chromium: the real server, the real browser, a PNG per page, and the
+Security page again on a run with monitor alerts and on one whose OTA campaigns paused.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``apt-get install -y chromium
 chromium-driver``); without them the test is skipped and says so. Streamlit draws after its
@@ -14,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -24,12 +26,14 @@ CHROMEDRIVER = shutil.which("chromedriver")
 # url path, page title, charts the page draws on the small baseline run
 PAGES = [
     ("", "Fleet", 5),
-    ("patient", "Patient", 2),
+    ("patient", "Patient", 3),
     ("security", "Security", 1),
     ("scenarios", "Scenarios", 0),
     ("compare", "Compare runs", 2),
     ("root-of-trust", "Root of trust", 0),
 ]
+# Security again on runs that have its newer panels: (fixture, screenshot name, charts)
+SECURITY_RUNS = [("monitored", "security-monitor", 2), ("faulty_ota", "security-ota", 2)]
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--window-size=1400,1800")
 
@@ -102,28 +106,39 @@ def _rendered(title: str, charts: int):
     return ready
 
 
-def test_every_page_renders_in_chromium_and_is_screenshotted(server: str, browser,
-                                                             tmp_path: Path):
+def _screenshot(browser, url: str, title: str, charts: int, png: Path) -> float:
+    """Open ``url``, wait until the page has drawn, save a full-page PNG; seconds to draw."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
+    start = time.perf_counter()
+    browser.get(url)
+    WebDriverWait(browser, 60, poll_frequency=0.1).until(_rendered(title, charts))
+    took = time.perf_counter() - start
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+    # Streamlit scrolls inside its main block, not the body: size the window to that.
+    height = browser.execute_script(
+        "const m = document.querySelector('[data-testid=\"stMainBlockContainer\"]');"
+        "return Math.max(m ? m.scrollHeight : 0, document.body.scrollHeight);")
+    browser.set_window_size(1400, max(900, min(int(height) + 250, 6000)))
+    WebDriverWait(browser, 30, poll_frequency=0.1).until(_rendered(title, charts))
+    assert browser.save_screenshot(str(png)) and png.stat().st_size > 10_000
+    browser.set_window_size(1400, 1800)
+    return took
+
+
+def test_every_page_renders_in_chromium_and_is_screenshotted(server: str, browser,
+                                                             tmp_path: Path,
+                                                             request: pytest.FixtureRequest):
     shots = tmp_path / "screenshots"
     shots.mkdir()
     timings = {}
     for path, title, charts in PAGES:
-        start = time.perf_counter()
-        browser.get(f"{server}/{path}")
-        WebDriverWait(browser, 60, poll_frequency=0.1).until(_rendered(title, charts))
-        timings[title] = time.perf_counter() - start
-        assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
-        # Streamlit scrolls inside its main block, not the body: size the window to that.
-        height = browser.execute_script(
-            "const m = document.querySelector('[data-testid=\"stMainBlockContainer\"]');"
-            "return Math.max(m ? m.scrollHeight : 0, document.body.scrollHeight);")
-        browser.set_window_size(1400, max(900, min(int(height) + 250, 6000)))
-        WebDriverWait(browser, 30, poll_frequency=0.1).until(_rendered(title, charts))
         png = shots / f"{title.lower().replace(' ', '-')}.png"
-        assert browser.save_screenshot(str(png)) and png.stat().st_size > 10_000
-        browser.set_window_size(1400, 1800)
+        timings[title] = _screenshot(browser, f"{server}/{path}", title, charts, png)
+    for fixture, name, charts in SECURITY_RUNS:  # ?run= opens another run in a new session
+        run = request.getfixturevalue(fixture)
+        timings[name] = _screenshot(browser, f"{server}/security?run={quote(str(run))}",
+                                    "Security", charts, shots / f"{name}.png")
     print(f"\nscreenshots in {shots}; seconds to render: "
           + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))
