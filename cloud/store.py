@@ -72,6 +72,8 @@ _SCHEMA: Final = "".join(
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);\n"
     "CREATE INDEX telemetry_device_t ON telemetry (device, t);\n"
     "CREATE INDEX alerts_t ON alerts (t);\n"
+    "CREATE INDEX episodes_device ON episodes (device);\n"
+    "CREATE INDEX strips_device ON strips (device);\n"
 )
 
 Row = tuple[Any, ...]
