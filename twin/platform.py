@@ -20,6 +20,9 @@ issue 5 item 9 that ``openssl``, Mosquitto, ``twin broker --run DIR`` and people
 
 The PKI keys are derived from the run seed, so a seed reproduces the platform: this is a
 simulation and demo platform, never a place to keep real keys.
+
+Length: a little over 400 lines; it is the one place that lays out the provisioned
+folder, so the file layout of issue 5 item 9 can be reviewed in one read.
 """
 
 from __future__ import annotations
