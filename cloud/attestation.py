@@ -110,6 +110,15 @@ class AttestationVerifier:
         self._keys[instance_id.raw] = key
         self._spki[instance_id.raw] = bytes(attestation_spki)
 
+    def is_registered(self, instance_id: Ueid) -> bool:
+        """Whether ``instance_id`` has a trusted attestation key."""
+        return instance_id.raw in self._keys
+
+    def forget(self, instance_id: Ueid) -> None:
+        """Drop a registration (undo one made for a request that then failed)."""
+        self._keys.pop(instance_id.raw, None)
+        self._spki.pop(instance_id.raw, None)
+
     def challenge(self, rng: np.random.Generator, now: float) -> bytes:
         """Issue a fresh nonce for one attestation (RFC 9334 section 10.2, nonce-based)."""
         for old in [n for n, t in self._outstanding.items() if now - t > self._ttl]:

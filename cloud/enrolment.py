@@ -284,12 +284,17 @@ class EnrolmentService:
         The verifier looks keys up by the token's instance ID; after a rotation that is a UEID
         it has not seen, so the chip's registered attestation key is bound to it first. That
         is safe before the signature check: the CSR proved possession of the key the UEID
-        hashes, and only this chip's silicon can sign for it with this attestation key.
+        hashes, and only this chip's silicon can sign for it with this attestation key. A
+        binding made for a token that then fails is undone, so a refused request leaves the
+        verifier's trusted state as it was (and strangers cannot fill it with junk).
         """
+        fresh = not self.verifier.is_registered(ueid)
         try:
             self.verifier.register(ueid, record.attestation_key)
             self.verifier.verify_token(token, now)
         except AttestationError as exc:
+            if fresh:
+                self.verifier.forget(ueid)
             raise EnrolmentError("attestation", str(exc), exc.reason) from None
 
     # ------------------------------------------------------------ issuing and recording

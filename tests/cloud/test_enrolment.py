@@ -84,10 +84,13 @@ def _snapshot(inventory: Inventory) -> tuple[dict[str, object], list[AuditEvent]
 
 def _refused(world: World, request: ProvisioningRequest, now: float, reason: str,
              cause: str = "") -> EnrolmentError:
-    """The typed refusal, and an inventory unchanged but for one audited refusal."""
+    """The typed refusal, the verifier's trusted state unchanged, and an inventory unchanged
+    but for one audited refusal."""
     records, audit = _snapshot(world.inventory)
+    trusted = world.service.verifier.state()
     with pytest.raises(EnrolmentError) as caught:
         world.service.enrol(request, now)
+    assert world.service.verifier.state() == trusted
     assert caught.value.reason == reason, caught.value
     assert caught.value.cause == cause
     after_records, after_audit = _snapshot(world.inventory)
