@@ -114,16 +114,35 @@ def render_markdown(report: dict[str, Any]) -> str:
         "`stored + rejected + lost + pending` accounts for every published window"
         f" ({t['stored'] + t['rejected'] + t['lost'] + t['pending']:,} of {t['published']:,}).",
         "",
-        "## Alerts raised",
+        "## Clinical episodes (ground truth)",
         "",
     ]
-    alerts = report["clinical"]["alerts"]
+    clinical = report["clinical"]
+    episodes = clinical.get("episodes_by_kind") or {}
+    lines += _table(("episode", "count"), list(episodes.items())) if episodes else ["None."]
+    lines += ["", "## Threshold alerts raised in the cloud", ""]
+    alerts = clinical["alerts"]
     lines += _table(("rule", "alerts"), list(alerts.items())) if alerts else ["None."]
     lines += ["", "## Devices at the end of the run", ""]
     lines += _table(("state", "devices"), list(report["devices_by_state"].items()))
-    lines += ["", "## Security", ""]
-    attacks = report["security"]["attacks"]
-    lines.append(f"{len(attacks)} attack(s) in this run." if attacks else "No attacks in this run.")
-    lines += ["", "Defences: " + ", ".join(
-        f"{k} {'on' if v else 'OFF'}" for k, v in report["security"]["defences"].items()), ""]
+    lines += _security_lines(report)
     return "\n".join(lines)
+
+
+def _security_lines(report: dict[str, Any]) -> list[str]:
+    """The security and platform sections of the summary."""
+    security = report["security"]
+    attacks = security["attacks"]
+    lines = ["", "## Security", "",
+             f"{len(attacks)} attack(s) in this run." if attacks else "No attacks in this run.",
+             "", "Defences: " + ", ".join(
+                 f"{k} {'on' if v else 'OFF'}" for k, v in security["defences"].items()), ""]
+    if security.get("alerts"):
+        lines += ["Security-monitor alerts:", ""]
+        lines += [*_table(("rule", "alerts"), list(security["alerts"].items())), ""]
+    for campaign in report.get("platform", {}).get("ota", []):
+        lines.append(
+            f"OTA {campaign['component']} sequence {campaign['sequence']}: {campaign['state']}, "
+            f"{campaign['installed']:,} of {campaign['targets']:,} installed, "
+            f"{campaign['reverted']:,} reverted, {campaign['rejected']:,} rejected.")
+    return [*lines, ""]
