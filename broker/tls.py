@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from broker.errors import BrokerSetupError
@@ -139,8 +140,15 @@ def load_crl(path: Path, issuing: x509.Certificate, now: datetime,
     next_update = crl.next_update_utc
     if now < crl.last_update_utc or next_update is None or now > next_update:
         raise BrokerSetupError(f"{path} is not current (RFC 5280 6.3.3)")
-    if newer_than is not None and _crl_number(crl) < _crl_number(newer_than):
-        raise BrokerSetupError(f"{path} is older than the CRL in force (CRL number)")
+    if newer_than is not None:
+        number, in_force = _crl_number(crl), _crl_number(newer_than)
+        if number < in_force:
+            raise BrokerSetupError(f"{path} is older than the CRL in force (CRL number)")
+        # RFC 5280 5.2.3: a CRL number names one CRL; the same number with other contents
+        # (e.g. a replayed CRL that omits a later revocation) is refused.
+        if number == in_force and crl.public_bytes(serialization.Encoding.DER) != \
+                newer_than.public_bytes(serialization.Encoding.DER):
+            raise BrokerSetupError(f"{path} reuses the CRL number in force with other contents")
     return crl
 
 

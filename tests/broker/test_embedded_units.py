@@ -161,3 +161,17 @@ def test_policy_client_id_rule() -> None:
     for who, cid in ((dev, dev.name + "-x"), (dev, "cloud"), (cloud, "cloudy"), (dev, "")):
         with pytest.raises(AccessDenied):
             policy.authorize_client_id(who, cid)
+
+
+def test_a_crl_reusing_the_number_in_force_with_other_contents_is_refused(
+        p: Pki, tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    revoked = pki.build_crl(p.issuing, [(1234, now)], now, number=5)
+    (tmp_path / "in-force.pem").write_bytes(revoked.public_bytes(serialization.Encoding.PEM))
+    good = load_crl(tmp_path / "in-force.pem", p.issuing.certificate, now)
+    # The same CRL again (a restart, a re-publish) is fine ...
+    assert load_crl(tmp_path / "in-force.pem", p.issuing.certificate, now, newer_than=good)
+    # ... but number 5 without the revocation would un-revoke serial 1234.
+    with pytest.raises(BrokerSetupError, match="reuses the CRL number"):
+        load_crl(_crl_file(p, tmp_path / "forged.pem", p.issuing, now, 5),
+                 p.issuing.certificate, now, newer_than=good)
