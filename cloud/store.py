@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Final, cast
 
 from cloud.alerts import Alert, AlertState, Severity
+from cloud.clinical import Episode
 from cloud.effects import RaiseAlert, Reject, StoreEvent, StoreTelemetry
 from cloud.errors import StoreError
 from cloud.monitor import SecurityAlert
@@ -239,6 +240,17 @@ class RunStore(ABC):
         """Every alert raised or cleared, in insertion order."""
         return [_alert(row) for row in self._iter("alerts")]
 
+    def episodes(self) -> list[Episode]:
+        """Every ground-truth episode, in recording order."""
+        return [Episode(str(d), str(k), float(s), float(e))
+                for d, k, s, e in self._iter("episodes")]
+
+    def flagged_windows(self) -> list[tuple[str, float]]:
+        """``(device, window end)`` of every stored window its device flagged."""
+        flags_at = TELEMETRY_COLUMNS.index("flags")
+        return [(str(row[0]), float(row[2])) for row in self._iter("telemetry")
+                if row[flags_at]]
+
     def episodes_by_kind(self) -> dict[str, int]:
         """How many ground-truth episodes of each kind the run recorded."""
         counts = Counter(str(row[1]) for row in self._iter("episodes"))
@@ -410,6 +422,11 @@ class SqliteStore(RunStore):
     def _iter(self, table: str) -> Iterator[Row]:
         order = "key" if table == "meta" else "rowid"
         return iter(self._query(table, f"SELECT * FROM {table} ORDER BY {order}"))
+
+    def flagged_windows(self) -> list[tuple[str, float]]:
+        """See :meth:`RunStore.flagged_windows`; filtered in SQL, not in Python."""
+        sql = "SELECT device, t FROM telemetry WHERE flags != '' ORDER BY rowid"
+        return [(str(d), float(t)) for d, t in self._query("telemetry", sql)]
 
     def count(self, table: str) -> int:
         """See :meth:`RunStore.count`; one ``COUNT(*)`` rather than reading the rows."""

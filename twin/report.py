@@ -11,12 +11,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from cloud.clinical import score_detections
 from cloud.store import RunStore
+from devices.tinyml.vitals import EPISODES as VITALS_EPISODES
 from twin.core.defences import DEFENCES
 from twin.core.psa import PSA_GOALS
 from twin.sim.driver import RunResult
 
 REPORT_SCHEMA = 1
+DEVICE_DETECTED_EPISODES = tuple(name for kind in ("bp", "sweat")
+                                 for name in VITALS_EPISODES[kind][1:])
+"""The episode kinds an on-device model is trained to flag (the vitals models today; the ECG
+model's kinds join when it runs in the fleet)."""
 WALL_CLOCK_FIELDS = ("wall_seconds", "realtime_factor")
 """Fields that differ between two runs of the same scenario and seed."""
 
@@ -34,6 +40,8 @@ def build_report(result: RunResult, store: RunStore) -> dict[str, Any]:
     sc = result.scenario
     c = result.counters
     alerts = Counter(a.rule for a in store.alerts() if a.state == "raised")
+    detection = score_detections(store.episodes(), store.flagged_windows(), sc.window,
+                                 DEVICE_DETECTED_EPISODES)
     security_alerts = {k.removeprefix("security.alerts."): v for k, v in sorted(c.items())
                        if k.startswith("security.alerts.")}
     return {
@@ -59,11 +67,14 @@ def build_report(result: RunResult, store: RunStore) -> dict[str, Any]:
         "clinical": {
             "episodes": c.get("clinical.episodes", 0),
             "episodes_by_kind": store.episodes_by_kind(),
-            "detected_on_device": None,
+            "detected_on_device": detection.detected,
             "detected_in_cloud": None,
-            "sensitivity": None,
-            "ppv": None,
-            "median_detection_latency_s": None,
+            "sensitivity": _round(detection.sensitivity),
+            "ppv": _round(detection.ppv),
+            "median_detection_latency_s": _round(detection.median_latency_s),
+            "scored_episodes": detection.episodes,
+            "scored_episode_kinds": list(detection.scored_kinds),
+            "flagged_windows": detection.flagged_windows,
             "alerts": dict(sorted(alerts.items())),
         },
         "security": {
@@ -80,6 +91,10 @@ def build_report(result: RunResult, store: RunStore) -> dict[str, Any]:
         "devices_by_state": result.states,
         "counters": dict(sorted(c.items())),
     }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def write_report(report: dict[str, Any], out: Path) -> tuple[Path, Path]:

@@ -27,6 +27,7 @@ from cloud.ingest import CloudCore
 from cloud.monitor import QuarantineRequest, SecurityMonitor, signal_from_notice
 from cloud.ota import Campaign, StartCampaign
 from cloud.store import DeviceRow, EpisodeRow, RunStore, StripRow
+from devices.tinyml.vitals import VitalsModel
 from devices.wearable import Provisioned
 from twin.core.events import (
     CancelTimer,
@@ -46,7 +47,7 @@ from twin.core.events import (
     WindowReady,
 )
 from twin.core.firmware import SELF_TEST_FAIL
-from twin.core.messages import KIND_METRICS
+from twin.core.messages import KIND_METRICS, Kind
 from twin.core.seeds import SeedTree
 from twin.scenario.schema import Scenario
 from twin.sim.broker import Endpoint, SimBroker
@@ -102,6 +103,10 @@ class SimRun:
         self._outage_rng = seeds.rng("network", "outages")
         self.monitor = SecurityMonitor(auto_quarantine=scenario.defence_on("auto_quarantine"))
         self.campaigns: list[Campaign] = []
+        # On-device TinyML for the vitals kinds (the ECG model joins when its feature
+        # extraction is fast enough for the fleet: 252 us a window today, issue 6).
+        self._models = {Kind.BP_CUFF: VitalsModel.load("bp"),
+                        Kind.SWEAT_PATCH: VitalsModel.load("sweat")}
         self._dispatch: dict[type, Callable[[Endpoint, Any, float], None]] = {
             Publish: self._publish, Count: self._count, StartTimer: self._start_timer,
             CancelTimer: self._cancel_timer, Connect: self._connect,
@@ -147,15 +152,30 @@ class SimRun:
             yield self.env.timeout(k * sub - self.env.now)
             now = self.env.now
             for group in groups[k % len(groups)]:
-                names = KIND_METRICS[group.kind]
                 batch = group.source.window(now, group.local)
                 if len(batch.episodes):
                     self._record_episodes(group, batch)
-                for ep, row in zip(group.endpoints, batch.values.tolist(), strict=True):
-                    self._feed(ep, WindowReady(dict(zip(names, row, strict=True))), now)
+                for ep, ready in zip(group.endpoints, self._windows(group.kind, batch),
+                                     strict=True):
+                    self._feed(ep, ready, now)
             if self.progress is not None:
                 self.progress(now)
             k += 1
+
+    def _windows(self, kind: Kind, batch: Any) -> list[WindowReady]:
+        """Each device's window event: its values and, where the kind runs an on-device
+        model, the model's score and flags (one batched inference for the whole group)."""
+        names = KIND_METRICS[kind]
+        rows = batch.values.tolist()
+        model = self._models.get(kind)
+        if model is None:
+            return [WindowReady(dict(zip(names, row, strict=True))) for row in rows]
+        result = model.score(model.features(batch))
+        return [WindowReady(dict(zip(names, row, strict=True)), score,
+                            (str(label),) if flagged else ())
+                for row, score, flagged, label in zip(rows, result.score.tolist(),
+                                                      result.flag.tolist(), result.kind,
+                                                      strict=True)]
 
     def _record_episodes(self, group: Group, batch: Any) -> None:
         """Store the ground truth of the episodes that started in this window, and the raw

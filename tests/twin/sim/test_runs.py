@@ -170,3 +170,18 @@ def test_the_raw_window_of_every_episode_is_kept_with_its_beat_labels(run_small,
         assert len(signal) == fs * 10 and labels
         assert {label for _, label in labels} <= set("NSVFQ")
         assert all(0 <= sample < len(signal) for sample, _ in labels)
+
+
+def test_device_flags_are_scored_against_the_ground_truth(run_small, small):
+    out = run_small(small(devices=100, duration=1800))
+    clinical = out.report["clinical"]
+    with sqlite3.connect(out.out / "store.sqlite") as db:
+        (flagged,) = db.execute("SELECT COUNT(*) FROM telemetry WHERE flags != ''").fetchone()
+        kinds = {k for (k,) in db.execute(
+            "SELECT DISTINCT kind FROM telemetry WHERE flags != ''")}
+    assert clinical["flagged_windows"] == flagged > 0
+    assert kinds <= {"bp_cuff", "sweat_patch"}  # the kinds that run a model in the fleet
+    assert 0 <= clinical["detected_on_device"] <= clinical["scored_episodes"]
+    if clinical["scored_episodes"]:
+        assert 0.0 <= clinical["sensitivity"] <= 1.0
+    assert 0.0 <= clinical["ppv"] <= 1.0
