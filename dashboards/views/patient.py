@@ -112,11 +112,25 @@ def clinical_notes(ctx: ui.Context, kind: str, series: pd.DataFrame) -> None:
             st.caption(f"Nocturnal dipping needs a day of data; this run covers "
                        f"{ui.fmt_minutes(span)} of simulated time.")
     if series["score"].notna().any() or series["flagged"].fillna(0).sum() > 0:
+        charts.show(anomaly_chart(series), key="anomaly")
         return
     ui.not_yet("On-device anomaly flags (TinyML)",
-               "The devices report a score and flags per window once the TinyML issue lands; "
-               "the shaded ground-truth episodes are then scored against those edge "
-               "detections. Until then the red markers are the cloud's threshold alerts.")
+               "This kind does not run its model in the fleet yet (blood-pressure cuffs and "
+               "sweat patches do; the ECG model joins when its beat features are fast "
+               "enough). Until then the red markers are the cloud's threshold alerts.")
+
+
+def anomaly_chart(series: pd.DataFrame) -> go.Figure:
+    """The device's own TinyML score per window, with the windows it flagged marked red."""
+    minutes = charts.minutes(series["t"])
+    fig = go.Figure(go.Scatter(x=minutes, y=series["score"], mode="lines",
+                               name="on-device anomaly score", line={"color": charts.ACCENT}))
+    flagged = series["flagged"].fillna(0) > 0
+    fig.add_trace(go.Scatter(x=minutes[flagged], y=series["score"][flagged], mode="markers",
+                             name="flagged by the device",
+                             marker={"color": charts.COMPROMISED, "size": 7}))
+    charts.layout(fig, height=220, x=X_TITLE, y="score (0-1)")
+    return charts.legend_below(fig)
 
 
 def add_beats(fig: go.Figure, strip: data.Strip) -> None:
