@@ -60,6 +60,8 @@ def run(
     mode: Annotated[str | None, typer.Option(help="sim or live.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder [runs/NAME].")] = None,
     force: Annotated[bool, typer.Option(help="Replace a run already in --out.")] = False,
+    time_scale: Annotated[float, typer.Option(help="Live mode: simulated seconds per "
+                                                   "wall second.")] = 1.0,
 ) -> None:
     """Run a scenario; writes report.json, report.md and store.sqlite."""
     from twin.runner import load, run_scenario
@@ -76,7 +78,9 @@ def run(
         sc = load(scenario).with_overrides(devices=devices, duration=seconds, seed=seed, mode=mode)
         folder = out or Path("runs") / sc.name
         with _progress(sc.duration, sc.device_count()) as tick:
-            output = run_scenario(sc, folder, force=force, progress=tick)
+            if time_scale <= 0:
+                raise _fail(f"--time-scale must be positive, got {time_scale}")
+            output = run_scenario(sc, folder, force=force, progress=tick, time_scale=time_scale)
     except MedtwinError as exc:
         raise _fail(str(exc)) from None
     t = output.report["telemetry"]

@@ -6,6 +6,7 @@ The CLI, the benchmark and the tests all go through :func:`run_scenario`, so a r
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from cloud.store import SqliteStore
 from scenarios.attacks import known_attacks
 from twin.core.defences import DEFENCES
 from twin.core.errors import MedtwinError
+from twin.live import LiveRun, check_supported
 from twin.report import build_report, write_report
 from twin.scenario import Scenario, load_scenario
 from twin.sim.driver import SimRun
@@ -80,20 +82,34 @@ def run_scenario(
     *,
     force: bool = False,
     progress: Callable[[float], None] | None = None,
+    time_scale: float = 1.0,
 ) -> RunOutput:
     """Run a scenario and write ``report.json``, ``report.md`` and ``store.sqlite`` to ``out``.
 
+    In live mode the fleet is provisioned into ``out/platform`` (QDID identities, PKI, broker
+    files) and talks mutual-TLS MQTT to the embedded broker, ``time_scale`` times faster than
+    the wall clock.
+
     Raises:
-        RunError: the output folder is unusable or the mode is not available yet.
+        RunError: the output folder is unusable.
+        LiveError: the scenario uses what live mode does not support yet.
     """
-    if scenario.mode != "sim":
-        raise RunError("live mode is not available yet: it comes with the live-mode issue; "
-                       "use --mode sim")
+    if scenario.mode == "live":
+        check_supported(scenario, time_scale)  # before anything is written
     prepare_out(out, force=force)
+    platform_dir = out / "platform"
+    if scenario.mode == "live" and platform_dir.exists():
+        if not force:
+            raise RunError(f"{platform_dir} already holds a fleet; pass --force to replace it")
+        shutil.rmtree(platform_dir)
     store = SqliteStore.create(out / "store.sqlite")
     try:
         store.set_meta("scenario", scenario.model_dump_json())
-        result = SimRun(scenario, store, progress=progress).run()
+        if scenario.mode == "live":
+            result = LiveRun(scenario, store, platform_dir, time_scale=time_scale,
+                             progress=progress).run()
+        else:
+            result = SimRun(scenario, store, progress=progress).run()
         report = build_report(result, store)
         store.set_meta("report", "report.json")
     finally:

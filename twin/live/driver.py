@@ -1,0 +1,401 @@
+"""The live driver: the same cores as the sim, over real mutual-TLS MQTT, on the wall clock.
+
+:class:`LiveRun` provisions the scenario's fleet (:func:`twin.platform.provision`: each
+device's identity and key come from its QDID PUF), starts the embedded broker
+(:mod:`broker.embedded`) on a free loopback port with those files, connects one paho client
+per device with that device's certificate (client id = its UEID) and one for the cloud, and
+drives the cores with the events the sim driver gives them:
+
+* ``Provisioned`` and ``PowerOn`` at time 0; ``LinkUp`` on an accepted CONNACK, ``LinkDown``
+  when a connection fails or drops; ``MessageReceived`` for each PUBLISH a client receives;
+* ``TimerFired`` from ``loop.call_later``; ``WindowReady`` from the fleet's signal sources
+  (the sim's :func:`~twin.sim.fleet.build_fleet` groups, so the values are the sim's),
+  one numpy batch per kind and phase group, on the wall clock scaled by ``time_scale``.
+
+Concurrency: the cores, the store and the broker all live on one asyncio event loop (one
+thread, so the cores need no locks). Each paho client runs its own network thread
+(``loop_start``) and posts its events to that loop (:mod:`twin.live.mqtt`); paho's threads
+use ``select()``, so one process holds at most :data:`~twin.live.mqtt.MAX_LINKS` devices.
+Time: the fleet powers on at simulated time 0 and the clock starts once every device has
+connected (the connection storm is measured, :attr:`LiveRun.fleet_connect_s`, not
+simulated); then ``now = (loop.time() - t0) * time_scale``. Windows are stamped with their
+scheduled time, as in the sim, so a window's values, timestamp and sequence number do not
+depend on scheduling jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from broker.embedded import BrokerSettings, EmbeddedBroker
+from broker.tls import TlsFiles
+from cloud.ingest import CloudCore
+from cloud.monitor import QuarantineRequest, SecurityMonitor, signal_from_notice
+from cloud.store import DeviceRow, RunStore
+from devices.wearable import Provisioned, WearableCore
+from twin.core.events import (
+    CancelTimer,
+    Connect,
+    Count,
+    Disconnect,
+    LinkDown,
+    LinkUp,
+    MessageReceived,
+    Notice,
+    PowerOn,
+    Publish,
+    StartTimer,
+    Subscribe,
+    TimerFired,
+)
+from twin.core.seeds import SeedTree
+from twin.live.identities import LiveError, assign, read_identities
+from twin.live.mqtt import MAX_LINKS, MqttLink, client_context
+from twin.live.windows import load_models, record_episodes, window_events
+from twin.platform import provision
+from twin.scenario.schema import Scenario
+from twin.sim.driver import RunResult
+from twin.sim.fleet import build_fleet
+from twin.sim.network import LatencySampler
+
+CLOUD = -1
+"""The cloud's tag among the peers (devices are tagged with their fleet index)."""
+CLOUD_READY_S = 10.0
+"""Wall seconds to wait for the cloud's subscriptions before giving up."""
+FLEET_UP_S = 30.0
+"""Wall seconds to wait for every device's first CONNACK before starting the clock anyway
+(devices still connecting then buffer their windows and send them on connecting)."""
+DRAIN_S = 10.0
+"""Wall seconds after the last window for in-flight messages to be acknowledged and stored."""
+
+
+def check_supported(scenario: Scenario, time_scale: float) -> None:
+    """Refuse, before anything starts, what this first live driver cannot run.
+
+    Raises:
+        LiveError: naming what is unsupported.
+    """
+    if time_scale <= 0:
+        raise LiveError("time_scale must be positive")
+    unsupported = [name for name, used in (("network outages", scenario.network.outages),
+                                           ("an OTA campaign", scenario.ota),
+                                           ("attacks", scenario.attacks)) if used]
+    if unsupported:
+        raise LiveError(f"live mode cannot run {', '.join(unsupported)} yet")
+    if scenario.device_count() > MAX_LINKS:
+        raise LiveError(f"live mode runs at most {MAX_LINKS} devices per process "
+                        f"(paho's select() loop), not {scenario.device_count()}")
+
+
+@dataclass
+class Peer:
+    """One core with its MQTT link and its running timers."""
+
+    name: str
+    core: Any  # WearableCore or CloudCore: both take ``handle(event, now)``
+    link: MqttLink | None = None
+    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+
+
+class LiveRun:
+    """One live run of a scenario.
+
+    Args:
+        scenario: the validated scenario (no outages, OTA campaign or attacks yet).
+        store: where the cloud writes telemetry, events, alerts and notices.
+        run_dir: an empty folder to provision the fleet into (PKI, device credentials).
+        time_scale: simulated seconds per wall second (10: a minute of patient time in 6 s).
+        progress: called with the simulated time after every stepper tick.
+
+    Raises:
+        LiveError: the scenario asks for something live mode cannot do yet, or is too big.
+    """
+
+    def __init__(self, scenario: Scenario, store: RunStore, run_dir: Path, *,
+                 time_scale: float = 1.0,
+                 progress: Callable[[float], None] | None = None) -> None:
+        check_supported(scenario, time_scale)
+        self.scenario = scenario
+        self.store = store
+        self.run_dir = run_dir
+        self.time_scale = time_scale
+        self.progress = progress
+        self.counters: Counter[str] = Counter()
+        self.broker_stats: dict[str, Any] = {}
+        self.monitor = SecurityMonitor(auto_quarantine=scenario.defence_on("auto_quarantine"))
+        seeds = SeedTree(scenario.seed)
+        net = scenario.network
+        access = LatencySampler(net.latency.median, net.latency.sigma, net.loss,
+                                seeds.rng("network", "access"))
+        self.fleet = build_fleet(scenario, seeds, access)  # signal sources and phase groups
+        self._models = load_models()
+        self.peers: dict[int, Peer] = {}
+        self._seeds = seeds
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._t0: float | None = None
+        self._closing = False
+        self._sent = self._acked = self._telemetry_sent = 0
+        self._cloud_ready = asyncio.Event()
+        self._subacks = 0
+        self._up: set[int] = set()
+        self.fleet_connect_s: float | None = None
+        """Wall seconds from power-on until every device had its first CONNACK (or until
+        :data:`FLEET_UP_S` ran out)."""
+        self._dispatch: dict[type, Callable[[Peer, Any], None]] = {
+            Publish: self._publish, Count: self._count, StartTimer: self._start_timer,
+            CancelTimer: self._cancel_timer, Connect: self._connect,
+            Disconnect: self._disconnect, Subscribe: self._subscribe,
+        }
+
+    # ------------------------------------------------------------------ running
+
+    def run(self) -> RunResult:
+        """Provision, serve, run the scenario on the wall clock and return what was measured.
+
+        Runs its own event loop (``asyncio.run``): call it from synchronous code, not from a
+        coroutine. Broker statistics are left in :attr:`broker_stats` and summed into the
+        ``broker.*`` counters; :attr:`fleet_connect_s` is how long the fleet took to connect.
+
+        Returns:
+            The run result (``ota`` is empty: live mode runs no campaign yet).
+
+        Raises:
+            InventoryError: ``run_dir`` already holds a provisioned fleet.
+            LiveError: the cloud could not subscribe in time.
+            BrokerSetupError: the broker could not start.
+        """
+        started = time.perf_counter()
+        sc = self.scenario
+        provision(self.run_dir, sc.device_count(), seed=sc.seed, tenant=sc.fleet.tenant)
+        self._build_devices()
+        asyncio.run(self._main())
+        self.store.flush()
+        devices = [p for tag, p in self.peers.items() if tag != CLOUD]
+        pending = sum(len(p.core.buffer) for p in devices) + max(0, self._sent - self._acked)
+        states = Counter(p.core.state.value for p in devices)
+        return RunResult(sc, len(devices), sc.duration, time.perf_counter() - started,
+                         dict(self.counters), pending, dict(sorted(states.items())), [])
+
+    def _build_devices(self) -> None:
+        """Cores with the provisioned identities; battery, jitter stream and tunables as the
+        sim's device at the same fleet index."""
+        sc = self.scenario
+        sim = self.fleet.endpoints
+        slots = [ep.core.kind.value for ep in sim]
+        self._files: dict[int, tuple[Path, Path]] = {
+            CLOUD: (self.run_dir / "cloud" / "cert.pem", self.run_dir / "cloud" / "key.pem")}
+        for ep, ident in zip(sim, assign(slots, read_identities(self.run_dir)), strict=True):
+            old: WearableCore = ep.core
+            core = WearableCore(ident.device, old.kind, sc.fleet.tenant, old.battery,
+                                self._seeds.rng("device", ep.index), old.config, old.updater)
+            self.peers[ep.index] = Peer(ident.device, core)
+            self._files[ep.index] = (ident.cert, ident.key)
+        self.store.add_devices(
+            DeviceRow(p.name, serial, p.core.kind.value, sc.fleet.tenant)
+            for p, serial in zip(self.peers.values(), self.fleet.serials, strict=True))
+        self.peers[CLOUD] = Peer("cloud", CloudCore(
+            sc.fleet.tenant, replay_window=sc.defence_on("replay_window")))
+
+    async def _main(self) -> None:
+        loop = self._loop = asyncio.get_running_loop()
+        self._cloud_ready = asyncio.Event()
+        settings = BrokerSettings(TlsFiles.from_run_dir(self.run_dir))
+        async with EmbeddedBroker(settings) as broker:
+            ca = self.run_dir / "pki" / "root.pem"
+            for tag, peer in self.peers.items():
+                peer.link = MqttLink(peer.name, client_context(ca, *self._files[tag]),
+                                     settings.host, broker.port, loop, self, tag)
+            try:
+                await self._run_fleet()
+            finally:
+                self.broker_stats = broker.stats()
+                self._close()
+        self._count_broker()
+
+    async def _run_fleet(self) -> None:
+        loop = asyncio.get_running_loop()
+        cloud = self.peers[CLOUD]
+        assert cloud.link is not None
+        cloud.link.connect()  # LinkUp -> the cloud core's Subscribe effects
+        try:
+            await asyncio.wait_for(self._cloud_ready.wait(), CLOUD_READY_S)
+        except TimeoutError:
+            raise LiveError("the cloud could not connect and subscribe to the broker") from None
+        powered = loop.time()
+        for tag, peer in self.peers.items():  # at simulated time 0: the clock is not running
+            if tag != CLOUD:
+                self._feed(peer, Provisioned())
+                self._feed(peer, PowerOn())
+        while len(self._up) < len(self.peers) - 1 and loop.time() < powered + FLEET_UP_S:
+            await asyncio.sleep(0.01)
+        self.fleet_connect_s = loop.time() - powered if self._up else None
+        self._t0 = loop.time()  # the patients' clock starts once the fleet is online
+        await self._stepper()
+        deadline = loop.time() + DRAIN_S
+        while not self._drained() and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+
+    def _drained(self) -> bool:
+        """Every PUBLISH acknowledged, every buffer sent, every window seen by the cloud."""
+        buffered = any(len(p.core.buffer) for t, p in self.peers.items() if t != CLOUD)
+        return (not buffered and self._acked >= self._sent
+                and self.counters["telemetry.delivered"] >= self._telemetry_sent)
+
+    async def _stepper(self) -> None:
+        """Close every device's windows on schedule, one numpy batch per kind and phase group
+        (the sim's schedule: group g closes at g*window/G + m*window)."""
+        sc, groups = self.scenario, self.fleet.groups
+        sub = sc.window / len(groups)
+        k = len(groups)
+        while k * sub <= sc.duration:
+            at = k * sub
+            await asyncio.sleep(max(0.0, at - self._now()) / self.time_scale)
+            for group in groups[k % len(groups)]:
+                batch = group.source.window(at, group.local)
+                if len(batch.episodes):
+                    self.counters["clinical.episodes"] += record_episodes(
+                        self.store, group, batch, self._name_of,
+                        strips=bool(self.scenario.outputs.strip_seconds))
+                events = window_events(group.kind, batch, self._models)
+                for ep, ready in zip(group.endpoints, events, strict=True):
+                    self._feed(self.peers[ep.index], ready, at)
+            if self.progress is not None:
+                self.progress(at)
+            k += 1
+
+    def _name_of(self, index: int) -> str:
+        """The provisioned identity of the device at fleet index ``index``."""
+        return self.peers[index].name
+
+    def _close(self) -> None:
+        """Cancel timers and close every connection (their disconnects are not LinkDowns)."""
+        self._closing = True
+        for peer in self.peers.values():
+            for handle in peer.timers.values():
+                handle.cancel()
+            if peer.link is not None:
+                peer.link.disconnect()
+
+    def _count_broker(self) -> None:
+        s = self.broker_stats
+        for name in ("handshakes_failed", "rate_dropped", "rate_cut"):
+            self.counters[f"broker.{name}"] += int(s.get(name, 0))
+        self.counters["broker.refused"] += sum(s.get("refusals", {}).values())
+
+    def _now(self) -> float:
+        """Simulated seconds since the fleet powered on."""
+        if self._loop is None or self._t0 is None:
+            return 0.0
+        return (self._loop.time() - self._t0) * self.time_scale
+
+    # ------------------------------------------------------------------ cores
+
+    def _feed(self, peer: Peer, event: Any, now: float | None = None) -> None:
+        """Give ``peer``'s core an event and carry out the effects it returns."""
+        at = self._now() if now is None else now
+        stored = []
+        for effect in peer.core.handle(event, at):
+            handler = self._dispatch.get(type(effect))
+            if handler is not None:
+                handler(peer, effect)
+            else:  # notices and the cloud's storage effects
+                stored.append(effect)
+        if stored:
+            self._record(stored, at)
+
+    def _record(self, effects: list[Any], now: float) -> None:
+        """Store effects; broker and cloud notices also go through the security monitor."""
+        requests = []
+        for effect in list(effects):
+            if type(effect) is Notice and effect.source in ("broker", "cloud", "platform"):
+                signal = signal_from_notice(effect, now)
+                for out in self.monitor.observe(signal) if signal else ():
+                    if isinstance(out, QuarantineRequest):
+                        requests.append(out)
+                    else:
+                        effects.append(out)
+                        self.counters[f"security.alerts.{out.rule}"] += 1
+        self.store.apply(effects, now)
+        for request in requests:
+            self._feed(self.peers[CLOUD], request, now)
+
+    def _publish(self, peer: Peer, effect: Publish) -> None:
+        assert peer.link is not None
+        self._sent += 1
+        if effect.topic.endswith("/telemetry"):
+            self._telemetry_sent += 1
+        peer.link.publish(effect.topic, effect.payload, effect.qos)
+
+    def _subscribe(self, peer: Peer, effect: Subscribe) -> None:
+        assert peer.link is not None
+        peer.link.subscribe(effect.topic_filter, effect.qos)
+
+    def _count(self, _peer: Peer, effect: Count) -> None:
+        self.counters[effect.name] += effect.n
+
+    def _start_timer(self, peer: Peer, effect: StartTimer) -> None:
+        self._cancel_timer(peer, CancelTimer(effect.name))
+        assert self._loop is not None
+        peer.timers[effect.name] = self._loop.call_later(
+            effect.delay / self.time_scale, self._timer_fired, peer, effect.name)
+
+    def _cancel_timer(self, peer: Peer, effect: CancelTimer) -> None:
+        if (handle := peer.timers.pop(effect.name, None)) is not None:
+            handle.cancel()
+
+    def _timer_fired(self, peer: Peer, name: str) -> None:
+        peer.timers.pop(name, None)
+        if not self._closing:
+            self._feed(peer, TimerFired(name))
+
+    def _connect(self, peer: Peer, _effect: Connect) -> None:
+        assert peer.link is not None
+        peer.link.connect()
+
+    def _disconnect(self, peer: Peer, _effect: Disconnect) -> None:
+        assert peer.link is not None
+        peer.link.disconnect()
+
+    # ------------------------------------------------------------------ links (LinkListener)
+
+    def on_up(self, link: MqttLink) -> None:
+        """CONNACK accepted: ``LinkUp`` (devices send their backlog, the cloud subscribes)."""
+        if self._closing:
+            return
+        self.counters["live.connected"] += 1
+        if link.tag != CLOUD:
+            self._up.add(link.tag)
+        self._feed(self.peers[link.tag], LinkUp())
+
+    def on_down(self, link: MqttLink, reason: str) -> None:
+        """A connection failed or dropped: ``LinkDown`` (paho's thread reconnects)."""
+        if self._closing:
+            return
+        self.counters["live.link_down"] += 1
+        if reason.startswith("refused"):
+            self.counters["live.connect_refused"] += 1
+        self._feed(self.peers[link.tag], LinkDown(reason.split(":")[0]))
+
+    def on_message(self, link: MqttLink, topic: str, payload: bytes) -> None:
+        """A PUBLISH for this client: ``MessageReceived``."""
+        if not self._closing:
+            self._feed(self.peers[link.tag], MessageReceived(topic, payload))
+
+    def on_acked(self, link: MqttLink) -> None:
+        """A PUBLISH was acknowledged."""
+        self._acked += 1
+
+    def on_subscribed(self, link: MqttLink, refused: int) -> None:
+        """A SUBACK: count refusals; the cloud is ready once all its filters are granted."""
+        self.counters["broker.subscribe_refused"] += refused
+        if link.tag == CLOUD:
+            self._subacks += 1
+            core = self.peers[CLOUD].core
+            if self._subacks >= len(core.subscriptions) and not refused:
+                self._cloud_ready.set()
