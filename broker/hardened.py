@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter, WriterAdapter
@@ -72,6 +73,23 @@ class BoundedReader(StreamReaderAdapter):  # type: ignore[misc]  # amqtt ships n
         return data
 
 
+class SnapshotDict(dict[str, Any]):
+    """A dict whose iteration works on a snapshot of its keys or items.
+
+    amqtt 0.12.1 awaits the topic plugins inside ``for k, v in self._subscriptions.items()``
+    (``_run_broadcast``); a SUBSCRIBE handled meanwhile adds a filter and the loop dies with
+    "dictionary changed size during iteration", so the message reaches no subscriber later in
+    the dict (seen 2-12 times per 300-device connection storm). Iterating a snapshot is what
+    those loops mean; replacing the dict fixes every such loop without copying amqtt's code.
+    """
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(super().keys()))
+
+    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+        return list(super().items())
+
+
 class HardenedBroker(Broker):  # type: ignore[misc]  # amqtt ships no types
     """An amqtt broker whose sessions are decided by a :class:`~broker.gate.Gate`.
 
@@ -86,6 +104,7 @@ class HardenedBroker(Broker):  # type: ignore[misc]  # amqtt ships no types
     def __init__(self, config: dict[str, Any], gate: Gate, tls: TlsServer,
                  max_packet: int, connect_timeout: float) -> None:
         super().__init__(config)
+        self._subscriptions = SnapshotDict(self._subscriptions)  # type: ignore[has-type]
         self.gate = gate
         self.tls = tls
         self.max_packet = max_packet

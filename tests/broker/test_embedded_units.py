@@ -175,3 +175,16 @@ def test_a_crl_reusing_the_number_in_force_with_other_contents_is_refused(
     with pytest.raises(BrokerSetupError, match="reuses the CRL number"):
         load_crl(_crl_file(p, tmp_path / "forged.pem", p.issuing, now, 5),
                  p.issuing.certificate, now, newer_than=good)
+
+
+def test_subscription_dict_can_change_while_a_broadcast_iterates() -> None:
+    from broker.hardened import SnapshotDict
+
+    subs = SnapshotDict({"medtwin/v1/ward-7/+/telemetry": []})
+    seen = []
+    for topic_filter, _ in subs.items():  # amqtt awaits here; a SUBSCRIBE may land meanwhile
+        subs["medtwin/v1/ward-7/x/cmd/#"] = []
+        seen.append(topic_filter)
+    for topic_filter in subs:
+        subs.pop(topic_filter)
+    assert seen == ["medtwin/v1/ward-7/+/telemetry"] and subs == {}
