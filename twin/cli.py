@@ -62,6 +62,8 @@ def run(
     force: Annotated[bool, typer.Option(help="Replace a run already in --out.")] = False,
     time_scale: Annotated[float, typer.Option(help="Live mode: simulated seconds per "
                                                    "wall second.")] = 1.0,
+    defence: Annotated[list[str] | None, typer.Option(
+        help="Switch a defence, e.g. --defence topic_acl=off (repeatable).")] = None,
 ) -> None:
     """Run a scenario; writes report.json, report.md and store.sqlite."""
     from twin.runner import load, run_scenario
@@ -75,7 +77,9 @@ def run(
                 seconds = parse_duration(duration)
             except ValueError as exc:
                 raise _fail(f"--duration: {exc}") from None
-        sc = load(scenario).with_overrides(devices=devices, duration=seconds, seed=seed, mode=mode)
+        switches = _defence_switches(defence or [])
+        sc = load(scenario).with_overrides(devices=devices, duration=seconds, seed=seed, mode=mode,
+                                           defences=switches)
         folder = out or Path("runs") / sc.name
         with _progress(sc.duration, sc.device_count()) as tick:
             if time_scale <= 0:
@@ -91,6 +95,18 @@ def run(
                f"{t['rejected']:,} rejected, {t['lost']:,} lost, {t['pending']:,} pending")
     typer.echo(f"report: {output.report_json}")
     typer.echo(f"details: {output.out / 'report.md'}")
+
+
+def _defence_switches(items: list[str]) -> dict[str, bool]:
+    """``["topic_acl=off", ...]`` as ``{"topic_acl": False}``; a malformed item fails."""
+    states = {"on": True, "off": False}
+    switches = {}
+    for item in items:
+        name, _, state = item.partition("=")
+        if state.lower() not in states or not name:
+            raise _fail(f"--defence {item!r}: write NAME=on or NAME=off")
+        switches[name] = states[state.lower()]
+    return switches
 
 
 class _progress:

@@ -112,3 +112,22 @@ def test_bench_signals_suite_reports_ecg_throughput():
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout[result.stdout.index("{"):])
     assert doc["signals"] and "machine" in doc
+
+
+def test_a_defence_can_be_switched_off_from_the_command_line(tmp_path: Path):
+    out = tmp_path / "run"
+    result = twin("run", "baseline", "--devices", "10", "--duration", "30s",
+                  "--defence", "topic_acl=off", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    defences = json.loads((out / "report.json").read_text())["security"]["defences"]
+    assert defences["topic_acl"] is False and defences["replay_window"] is True
+
+
+@pytest.mark.parametrize(("item", "expected"), [
+    ("firewall=off", "unknown defence 'firewall'"),
+    ("topic_acl", "write NAME=on or NAME=off"),
+    ("topic_acl=maybe", "write NAME=on or NAME=off"),
+])
+def test_a_bad_defence_switch_is_one_clear_line(item: str, expected: str, tmp_path: Path):
+    assert expected in error_line(twin("run", "baseline", "--defence", item,
+                                       "--out", str(tmp_path / "o")))

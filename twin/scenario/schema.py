@@ -19,7 +19,7 @@ the schema (version 1) can be read top to bottom against the scenario files.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -358,6 +358,7 @@ class Scenario(BaseModel):
         duration: float | str | None = None,
         seed: int | None = None,
         mode: str | None = None,
+        defences: Mapping[str, bool] | None = None,
     ) -> Scenario:
         """Return a copy with command-line overrides applied and re-validated.
 
@@ -367,6 +368,8 @@ class Scenario(BaseModel):
             duration: run length, seconds or a duration string such as ``"2h"``.
             seed: the run's root seed.
             mode: ``"sim"`` or ``"live"``.
+            defences: defence switches to set (``{"topic_acl": False}``), on top of the
+                file's; names are checked against the defence registry.
 
         Returns:
             A new Scenario; ``self`` is unchanged (frozen).
@@ -388,8 +391,15 @@ class Scenario(BaseModel):
         for key, value in (("duration", duration), ("seed", seed), ("mode", mode)):
             if value is not None:
                 data[key] = value
+        context = None
+        if defences:
+            from scenarios.attacks import known_attacks
+            from twin.core.defences import DEFENCES
+
+            data["defences"] = {**data["defences"], **defences}
+            context = known_names_context(tuple(DEFENCES), known_attacks())
         try:
-            return Scenario.model_validate(data)
+            return Scenario.model_validate(data, context=context)
         except ValidationError as exc:
             raise ScenarioError(describe_validation_error(exc, source)) from None
 
