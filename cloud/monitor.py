@@ -99,6 +99,9 @@ DEFAULT_RULES: Final[tuple[MonitorRule, ...]] = (
                 (1, 3), "a chip keeps failing enrolment (replayed tokens, substituted keys)"),
 )
 
+_SOURCES: Final = ("broker", "cloud", "platform")
+"""Who emits notices the monitor reads."""
+
 _INGEST_KINDS: Final[Mapping[str, str]] = {
     "identity_mismatch": "identity_mismatch", "decode": "malformed",
     "kind_mismatch": "kind_mismatch", "channel_mismatch": "malformed", "topic": "topic",
@@ -144,6 +147,29 @@ class SecurityMonitor:
         self._seen: dict[tuple[str, str], deque[float]] = {}
         self._quiet_until: dict[tuple[str, str], float] = {}
         self._quarantined: set[str] = set()
+
+    def screen(self, effects: Iterable[object], now: float
+               ) -> tuple[list[SecurityAlert], list[QuarantineRequest]]:
+        """Run every security-relevant notice among a core's effects through the rules.
+
+        Both drivers call this on what they are about to store, so the monitor sees the same
+        stream in sim and live mode.
+
+        Returns:
+            The alerts to store, and the quarantine requests to hand to the platform.
+        """
+        alerts: list[SecurityAlert] = []
+        requests: list[QuarantineRequest] = []
+        for effect in effects:
+            if type(effect) is not Notice or effect.source not in _SOURCES:
+                continue
+            signal = signal_from_notice(effect, now)
+            for out in self.observe(signal) if signal else ():
+                if isinstance(out, QuarantineRequest):
+                    requests.append(out)
+                else:
+                    alerts.append(out)
+        return alerts, requests
 
     def observe(self, signal: Signal) -> list[SecurityAlert | QuarantineRequest]:
         """Take one signal; return the alerts (and quarantine requests) it completes."""

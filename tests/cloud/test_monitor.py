@@ -91,3 +91,18 @@ def test_repeated_refused_enrolments_raise_an_alert():
     out = [o for t in (0.0, 10.0, 20.0)
            for o in monitor.observe(signal_from_notice(notice, t))]  # type: ignore[arg-type]
     assert [a.rule for a in alerts(out)] == ["refused_enrolments"]
+
+
+def test_screen_reads_only_security_notices_among_a_cores_effects():
+    from twin.core.events import Count
+
+    monitor = SecurityMonitor()
+    effects = [Count("telemetry.rejected"), Notice(DEVICE, "state", {"from": "a", "to": "b"}),
+               Notice("cloud", "ingest_rejected",
+                      {"topic": telemetry("ward-7", DEVICE), "reason": "identity_mismatch"})]
+    alerts_, requests = monitor.screen(effects, 5.0)
+    assert [a.rule for a in alerts_] == ["impersonation"] and requests == []
+    abuse = [Notice("broker", "publish_denied", {"who": DEVICE})] * 3
+    alerts_, requests = monitor.screen(abuse, 6.0)
+    assert [a.rule for a in alerts_] == ["topic_abuse"]
+    assert [r.device for r in requests] == [DEVICE]

@@ -2,6 +2,8 @@
 
 Published payloads are decoded with the real codec, so these tests also hold the core to the
 wire contract the cloud ingests.
+
+Length: over 400 lines; one test per lifecycle path and command of the one core it covers.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from typing import Any
 from broker.embedded import BrokerSettings, EmbeddedBroker
 from broker.tls import TlsFiles
 from cloud.ingest import CloudCore
-from cloud.monitor import QuarantineRequest, SecurityMonitor, signal_from_notice
+from cloud.monitor import SecurityMonitor
 from cloud.store import DeviceRow, RunStore
 from devices.wearable import Provisioned, WearableCore
 from twin.core.events import (
@@ -47,7 +47,6 @@ from twin.core.events import (
     LinkDown,
     LinkUp,
     MessageReceived,
-    Notice,
     PowerOn,
     Publish,
     StartTimer,
@@ -57,12 +56,12 @@ from twin.core.events import (
 from twin.core.seeds import SeedTree
 from twin.live.identities import LiveError, assign, read_identities
 from twin.live.mqtt import MAX_LINKS, MqttLink, client_context
-from twin.live.windows import load_models, record_episodes, window_events
 from twin.platform import provision
 from twin.scenario.schema import Scenario
 from twin.sim.driver import RunResult
 from twin.sim.fleet import build_fleet
 from twin.sim.network import LatencySampler
+from twin.sim.windows import load_models, record_episodes, window_events
 
 CLOUD = -1
 """The cloud's tag among the peers (devices are tagged with their fleet index)."""
@@ -310,18 +309,11 @@ class LiveRun:
             self._record(stored, at)
 
     def _record(self, effects: list[Any], now: float) -> None:
-        """Store effects; broker and cloud notices also go through the security monitor."""
-        requests = []
-        for effect in list(effects):
-            if type(effect) is Notice and effect.source in ("broker", "cloud", "platform"):
-                signal = signal_from_notice(effect, now)
-                for out in self.monitor.observe(signal) if signal else ():
-                    if isinstance(out, QuarantineRequest):
-                        requests.append(out)
-                    else:
-                        effects.append(out)
-                        self.counters[f"security.alerts.{out.rule}"] += 1
-        self.store.apply(effects, now)
+        """Store effects; broker, cloud and platform notices also go through the monitor."""
+        alerts, requests = self.monitor.screen(effects, now)
+        for alert in alerts:
+            self.counters[f"security.alerts.{alert.rule}"] += 1
+        self.store.apply([*effects, *alerts], now)
         for request in requests:
             self._feed(self.peers[CLOUD], request, now)
 

@@ -18,16 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import simpy
 
 from broker.policy import AccessDenied, BrokerPolicy, Principal, Role
 from cloud.firmware import build_release
 from cloud.ingest import CloudCore
-from cloud.monitor import QuarantineRequest, SecurityMonitor, signal_from_notice
+from cloud.monitor import QuarantineRequest, SecurityMonitor
 from cloud.ota import Campaign, StartCampaign
-from cloud.store import DeviceRow, EpisodeRow, RunStore, StripRow
-from devices.tinyml.vitals import VitalsModel
+from cloud.store import DeviceRow, RunStore
 from devices.wearable import Provisioned
 from twin.core.events import (
     CancelTimer,
@@ -44,15 +42,14 @@ from twin.core.events import (
     StartTimer,
     Subscribe,
     TimerFired,
-    WindowReady,
 )
 from twin.core.firmware import SELF_TEST_FAIL
-from twin.core.messages import KIND_METRICS, Kind
 from twin.core.seeds import SeedTree
 from twin.scenario.schema import Scenario
 from twin.sim.broker import Endpoint, SimBroker
-from twin.sim.fleet import Fleet, Group, build_fleet, platform_signing_key
+from twin.sim.fleet import Fleet, build_fleet, platform_signing_key
 from twin.sim.network import InFlight, LatencySampler, Link
+from twin.sim.windows import load_models, record_episodes, window_events
 
 DRAIN_S = 30.0
 """Simulated seconds after the last window in which messages on the wire may still land."""
@@ -103,10 +100,7 @@ class SimRun:
         self._outage_rng = seeds.rng("network", "outages")
         self.monitor = SecurityMonitor(auto_quarantine=scenario.defence_on("auto_quarantine"))
         self.campaigns: list[Campaign] = []
-        # On-device TinyML for the vitals kinds (the ECG model joins when its feature
-        # extraction is fast enough for the fleet: 252 us a window today, issue 6).
-        self._models = {Kind.BP_CUFF: VitalsModel.load("bp"),
-                        Kind.SWEAT_PATCH: VitalsModel.load("sweat")}
+        self._models = load_models()
         self._dispatch: dict[type, Callable[[Endpoint, Any, float], None]] = {
             Publish: self._publish, Count: self._count, StartTimer: self._start_timer,
             CancelTimer: self._cancel_timer, Connect: self._connect,
@@ -154,48 +148,15 @@ class SimRun:
             for group in groups[k % len(groups)]:
                 batch = group.source.window(now, group.local)
                 if len(batch.episodes):
-                    self._record_episodes(group, batch)
-                for ep, ready in zip(group.endpoints, self._windows(group.kind, batch),
-                                     strict=True):
+                    self.counters["clinical.episodes"] += record_episodes(
+                        self.store, group, batch, self._name_of,
+                        strips=bool(sc.outputs.strip_seconds))
+                events = window_events(group.kind, batch, self._models)
+                for ep, ready in zip(group.endpoints, events, strict=True):
                     self._feed(ep, ready, now)
             if self.progress is not None:
                 self.progress(now)
             k += 1
-
-    def _windows(self, kind: Kind, batch: Any) -> list[WindowReady]:
-        """Each device's window event: its values and, where the kind runs an on-device
-        model, the model's score and flags (one batched inference for the whole group)."""
-        names = KIND_METRICS[kind]
-        rows = batch.values.tolist()
-        model = self._models.get(kind)
-        if model is None:
-            return [WindowReady(dict(zip(names, row, strict=True))) for row in rows]
-        result = model.score(model.features(batch))
-        return [WindowReady(dict(zip(names, row, strict=True)), score,
-                            (str(label),) if flagged else ())
-                for row, score, flagged, label in zip(rows, result.score.tolist(),
-                                                      result.flag.tolist(), result.kind,
-                                                      strict=True)]
-
-    def _record_episodes(self, group: Group, batch: Any) -> None:
-        """Store the ground truth of the episodes that started in this window, and the raw
-        window of each device concerned (so people can see what the episode looked like)."""
-        devices = self.fleet.endpoints
-        self.store.add_episodes(
-            EpisodeRow(devices[group.offset + int(e["device"])].principal.name,
-                       str(e["kind"]), float(e["start_s"]), float(e["end_s"]))
-            for e in batch.episodes)
-        self.counters["clinical.episodes"] += len(batch.episodes)
-        if not self.scenario.outputs.strip_seconds:
-            return
-        rows = sorted({int(r) for r in np.searchsorted(group.local, batch.episodes["device"])})
-        beats = batch.beats
-        self.store.add_strips(
-            StripRow(group.endpoints[row].principal.name, float(batch.t_end), float(batch.fs),
-                     batch.units, batch.signal[row].astype("<f4").tobytes(),
-                     tuple((int(b["sample"]), str(b["label"]))
-                           for b in beats[beats["row"] == row]) if len(beats) else ())
-            for row in rows)
 
     def _at(self, when: float, fn: Callable[..., None], *args: Any) -> None:
         """Call ``fn(*args)`` at simulated time ``when`` (one kernel event, no process)."""
@@ -215,19 +176,15 @@ class SimRun:
         if store_effects:
             self._record(store_effects, now)
 
+    def _name_of(self, index: int) -> str:
+        return self.fleet.endpoints[index].principal.name
+
     def _record(self, effects: list[Any], now: float) -> None:
-        """Store effects; broker and cloud notices also go through the security monitor."""
-        requests = []
-        for effect in list(effects):
-            if type(effect) is Notice and effect.source in ("broker", "cloud", "platform"):
-                signal = signal_from_notice(effect, now)
-                for out in self.monitor.observe(signal) if signal else ():
-                    if isinstance(out, QuarantineRequest):
-                        requests.append(out)
-                    else:
-                        effects.append(out)
-                        self.counters[f"security.alerts.{out.rule}"] += 1
-        self.store.apply(effects, now)
+        """Store effects; broker, cloud and platform notices also go through the monitor."""
+        alerts, requests = self.monitor.screen(effects, now)
+        for alert in alerts:
+            self.counters[f"security.alerts.{alert.rule}"] += 1
+        self.store.apply([*effects, *alerts], now)
         for request in requests:
             self._feed(self.cloud, request, now)
 

@@ -1,9 +1,8 @@
 """Window events for one phase group: the values and the on-device model's verdict.
 
-The same construction as the sim driver's stepper (one batched TinyML inference per kind and
-phase group, ARCHITECTURE.md section 2), so a live window carries the sim's values, score and
-flags. The parity test (``tests/twin/live``) holds the two drivers to the same result; when
-the sim's version moves into a shared module both drivers should call that instead.
+Shared by the sim and the live driver's steppers (one batched TinyML inference per kind and
+phase group, ARCHITECTURE.md section 2), so a live window carries exactly the sim's values,
+score and flags; the parity test (``tests/twin/live``) holds the two drivers to it.
 """
 
 from __future__ import annotations
@@ -21,7 +20,8 @@ from twin.sim.fleet import Group
 
 
 def load_models() -> dict[Kind, VitalsModel]:
-    """The on-device models of the vitals kinds (the ECG model is not run per window yet)."""
+    """The on-device models of the vitals kinds. The ECG model is not run per window yet: its
+    beat features cost 252 us a window (issue 6), too much for a 10,000-device fleet."""
     return {Kind.BP_CUFF: VitalsModel.load("bp"), Kind.SWEAT_PATCH: VitalsModel.load("sweat")}
 
 
