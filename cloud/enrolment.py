@@ -40,6 +40,7 @@ from enum import StrEnum
 
 import numpy as np
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -55,6 +56,7 @@ from twin.core.clock import RUN_EPOCH
 from twin.core.cose import SignatureInvalid, open1
 from twin.core.errors import DecodeError, IdentityError, TopicError
 from twin.core.events import Notice, Publish
+from twin.core.firmware import FIRMWARE_KEY_OID
 from twin.core.identity import Ueid
 from twin.core.messages import ProvisioningRequest, ProvisioningResponse
 
@@ -234,14 +236,14 @@ class EnrolmentService:
         """
         try:
             record = self._admit(request.device)
-            public, ueid = _check_csr(request.csr)
+            public, ueid, firmware_key = _check_csr(request.csr)
             self._check_binding(request, ueid)
             self._check_not_superseded(record, ueid)
             self._attest(request.token, ueid, record, now)
         except EnrolmentError as exc:
             self._audit_refusal(request.device, exc, now)
             raise
-        return self._issue(record, public, ueid, now)
+        return self._issue(record, public, ueid, firmware_key, now)
 
     def _admit(self, chip: str) -> Record:
         """Check 1: a registered chip in a state that admits enrolment."""
@@ -300,7 +302,7 @@ class EnrolmentService:
     # ------------------------------------------------------------ issuing and recording
 
     def _issue(self, record: Record, public: ec.EllipticCurvePublicKey, ueid: Ueid,
-               now: float) -> Enrolment:
+               firmware_key: bytes, now: float) -> Enrolment:
         kind = ADMISSION[record.state]
         assert isinstance(kind, Kind)
         if kind is Kind.RENEW and record.device != ueid.hex:
@@ -313,25 +315,28 @@ class EnrolmentService:
         serial = cert.serial_number
         detail = {"serial": str(serial), "device": ueid.hex}
         if kind is Kind.ENROL:
-            self._record_enrolment(record, ueid.hex, serial, now, detail)
+            self._record_enrolment(record, ueid.hex, serial, firmware_key, now, detail)
         elif kind is Kind.RENEW:
-            self.inventory.update(record.chip, now, "renew", detail, certificate_serial=serial)
+            self.inventory.update(record.chip, now, "renew", detail, certificate_serial=serial,
+                                  firmware_key=firmware_key)
         else:
-            return self._rotate(record, ueid, cert, now, detail)
+            return self._rotate(record, ueid, cert, firmware_key, now, detail)
         return Enrolment(record.chip, ueid.hex, kind, cert, device_grants(self.tenant, ueid.hex))
 
-    def _record_enrolment(self, record: Record, device: str, serial: int, now: float,
-                          detail: Mapping[str, str]) -> None:
+    def _record_enrolment(self, record: Record, device: str, serial: int, firmware_key: bytes,
+                          now: float, detail: Mapping[str, str]) -> None:
         if record.state is State.REGISTERED:
             self.inventory.fire(record.chip, Event.PROVISION, now, detail, device=device,
-                                tenant=self.tenant, certificate_serial=serial)
+                                tenant=self.tenant, certificate_serial=serial,
+                                firmware_key=firmware_key)
         else:  # PROVISIONED: finish an interrupted enrolment with the new certificate
             self.inventory.update(record.chip, now, "reissue", detail, device=device,
-                                  tenant=self.tenant, certificate_serial=serial)
+                                  tenant=self.tenant, certificate_serial=serial,
+                                  firmware_key=firmware_key)
         self.inventory.fire(record.chip, Event.ONBOARD, now, {"grants": device})
 
-    def _rotate(self, record: Record, ueid: Ueid, cert: x509.Certificate, now: float,
-                detail: Mapping[str, str]) -> Enrolment:
+    def _rotate(self, record: Record, ueid: Ueid, cert: x509.Certificate, firmware_key: bytes,
+                now: float, detail: Mapping[str, str]) -> Enrolment:
         """A new identity from the same silicon: the old certificate is superseded (RFC 5280
         5.3.1 reason superseded) and goes on the CRL, so the old key is useless from now on."""
         assert self.revocations is not None
@@ -342,7 +347,8 @@ class EnrolmentService:
         self.inventory.update(record.chip, now, "rotate",
                               {**detail, "previous": record.device,
                                "revoked_serial": str(record.certificate_serial)},
-                              device=ueid.hex, certificate_serial=cert.serial_number)
+                              device=ueid.hex, certificate_serial=cert.serial_number,
+                              firmware_key=firmware_key)
         return Enrolment(record.chip, ueid.hex, Kind.ROTATE, cert,
                          device_grants(self.tenant, ueid.hex), record.device, crl)
 
@@ -418,11 +424,13 @@ def on_prov_message(service: EnrolmentService, topic: str, payload: bytes,
     return [Publish(answer, codec.encode(response)), *effects]
 
 
-def _check_csr(der: bytes) -> tuple[ec.EllipticCurvePublicKey, Ueid]:
+def _check_csr(der: bytes) -> tuple[ec.EllipticCurvePublicKey, Ueid, bytes]:
     """Check 2: a well-formed RFC 2986 request, self-signed by a P-256 key.
 
     Returns:
-        The requested public key and the UEID it hashes to.
+        The requested public key, the UEID it hashes to, and the firmware-decryption public
+        key the request carries (SPKI DER, :data:`~twin.core.firmware.FIRMWARE_KEY_OID`;
+        empty if absent: such a device cannot be offered encrypted firmware).
 
     Raises:
         EnrolmentError: ``"csr"``.
@@ -442,6 +450,30 @@ def _check_csr(der: bytes) -> tuple[ec.EllipticCurvePublicKey, Ueid]:
     spki = public.public_bytes(serialization.Encoding.DER,
                                serialization.PublicFormat.SubjectPublicKeyInfo)
     try:
-        return public, Ueid.from_public_key(spki)
+        return public, Ueid.from_public_key(spki), _firmware_key(csr)
     except IdentityError as exc:  # pragma: no cover - a hash always has the right length
         raise EnrolmentError("csr", str(exc)) from None
+
+
+def _firmware_key(csr: x509.CertificateSigningRequest) -> bytes:
+    """The firmware-decryption SPKI from a (signature-checked) CSR, re-encoded canonically.
+
+    Raises:
+        EnrolmentError: ``"csr"`` if the extension is there but is not a P-256 public key.
+    """
+    try:
+        ext = csr.extensions.get_extension_for_oid(x509.ObjectIdentifier(FIRMWARE_KEY_OID))
+    except x509.ExtensionNotFound:
+        return b""
+    except ValueError as exc:  # duplicate or malformed extensions
+        raise EnrolmentError("csr", f"extensions: {exc}") from None
+    value = ext.value
+    raw = value.value if isinstance(value, x509.UnrecognizedExtension) else b""
+    try:
+        key = serialization.load_der_public_key(raw)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise EnrolmentError("csr", "the firmware key is not a public key") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise EnrolmentError("csr", "firmware keys must be P-256 (ECDH-ES)")
+    return key.public_bytes(serialization.Encoding.DER,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -79,6 +79,9 @@ class Record:
         tenant, kind, patient: ownership and use.
         firmware: the installed firmware version.
         certificate_serial: the serial of the current operational certificate.
+        firmware_key: the device's firmware-decryption public key (SPKI DER), as its root of
+            trust derived it and sent it in the attested enrolment; OTA content keys are
+            wrapped for it. Empty until enrolment (a public key: nothing private is stored).
     """
 
     chip: str
@@ -90,6 +93,7 @@ class Record:
     patient: str = ""
     firmware: int = 0
     certificate_serial: int = 0
+    firmware_key: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +148,7 @@ class Inventory(ABC):
             return None
 
     def fire(self, chip: str, event: Event, now: float, detail: Mapping[str, str | int | float]
-             | None = None, **changes: str | int) -> Record:
+             | None = None, **changes: str | int | bytes) -> Record:
         """Apply a lifecycle event (and field changes) to a chip's record, audited.
 
         Raises:
@@ -164,7 +168,7 @@ class Inventory(ABC):
 
     def update(self, chip: str, now: float, event: str,
                detail: Mapping[str, str | int | float] | None = None,
-               **changes: str | int) -> Record:
+               **changes: str | int | bytes) -> Record:
         """Change fields without a lifecycle transition (renewal, firmware), audited.
 
         Raises:
@@ -219,11 +223,15 @@ class MemoryInventory(Inventory):
 
 
 _FIELDS = ("chip", "attestation_key", "state", "device", "tenant", "kind", "patient",
-           "firmware", "certificate_serial")
+           "firmware", "certificate_serial", "firmware_key")
+SCHEMA_VERSION = 2
+"""``PRAGMA user_version`` of an inventory file. 1 (or 0: files written before the pragma
+was set): no ``firmware_key`` column; opening one adds it, empty, and sets 2."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chips (chip TEXT PRIMARY KEY, attestation_key BLOB NOT NULL,
   state TEXT NOT NULL, device TEXT NOT NULL, tenant TEXT NOT NULL, kind TEXT NOT NULL,
-  patient TEXT NOT NULL, firmware INTEGER NOT NULL, certificate_serial TEXT NOT NULL);
+  patient TEXT NOT NULL, firmware INTEGER NOT NULL, certificate_serial TEXT NOT NULL,
+  firmware_key BLOB NOT NULL DEFAULT x'');
 CREATE TABLE IF NOT EXISTS audit (t REAL NOT NULL, chip TEXT NOT NULL, event TEXT NOT NULL,
   detail TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_chip ON audit (chip);
@@ -249,9 +257,26 @@ class SqliteInventory(Inventory):
             # commits, never half of one (SQLite, "PRAGMA synchronous"). FULL syncs on every
             # commit: 4 ms each here, which capped fleet enrolment near 100 devices/s.
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            self._migrate(path)
         except sqlite3.Error as exc:
             raise InventoryError(f"{path}: cannot open the inventory ({exc})") from None
+
+    def _migrate(self, path: str | Path) -> None:
+        """Create the schema, or bring a version-1 file to :data:`SCHEMA_VERSION`.
+
+        Raises:
+            InventoryError: the file was written by a newer schema (never downgraded).
+        """
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise InventoryError(f"{path}: inventory schema {version} is newer than this "
+                                 f"program's ({SCHEMA_VERSION})")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(chips)")}
+        if columns and "firmware_key" not in columns:  # version 1: add the column, empty
+            self._db.execute("ALTER TABLE chips ADD COLUMN firmware_key BLOB NOT NULL "
+                             "DEFAULT x''")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         """Close the database."""
@@ -259,9 +284,9 @@ class SqliteInventory(Inventory):
 
     @staticmethod
     def _record(row: tuple[Any, ...]) -> Record:
-        chip, key, state, device, tenant, kind, patient, firmware, serial = row
+        chip, key, state, device, tenant, kind, patient, firmware, serial, fw_key = row
         return Record(chip, bytes(key), State(state), device, tenant, kind, patient,
-                      int(firmware), int(serial))
+                      int(firmware), int(serial), bytes(fw_key))
 
     def get(self, chip: str) -> Record:
         """The chip's record. Raises InventoryError for an unknown chip."""
@@ -275,15 +300,16 @@ class SqliteInventory(Inventory):
         # Serial numbers are up to 159 bits: stored as text, SQLite integers are 64-bit.
         values = (record.chip, record.attestation_key, record.state.value, record.device,
                   record.tenant, record.kind, record.patient, record.firmware,
-                  str(record.certificate_serial))
+                  str(record.certificate_serial), record.firmware_key)
         with self._db:  # one transaction: the state change and its audit row, or neither
             self._db.execute("BEGIN")
             if new:
-                self._db.execute("INSERT INTO chips VALUES (?,?,?,?,?,?,?,?,?)", values)
+                self._db.execute(f"INSERT INTO chips ({','.join(_FIELDS)}) "
+                                 "VALUES (?,?,?,?,?,?,?,?,?,?)", values)
             else:  # UPDATE keeps the rowid, so records() stays in registration order
                 self._db.execute(
                     "UPDATE chips SET attestation_key=?, state=?, device=?, tenant=?, kind=?,"
-                    " patient=?, firmware=?, certificate_serial=? WHERE chip=?",
+                    " patient=?, firmware=?, certificate_serial=?, firmware_key=? WHERE chip=?",
                     (*values[1:], values[0]))
             self._db.execute("INSERT INTO audit VALUES (?,?,?,?)", (
                 audit.t, audit.chip, audit.event, json.dumps(dict(audit.detail), sort_keys=True)))

@@ -32,6 +32,7 @@ from devices.rot.keys import DeviceKeys, KeyLabel, p256_key, spki
 from devices.rot.physics import ChipArray, Conditions, read_bits
 from devices.rot.token import sign_token
 from twin.core.attestation import AttestationClaims, Lifecycle, SoftwareComponent
+from twin.core.firmware import FIRMWARE_KEY_OID
 from twin.core.identity import Ueid
 
 DETERMINISTIC_ECDSA = ec.ECDSA(hashes.SHA256(), deterministic_signing=True)  # RFC 6979
@@ -129,6 +130,24 @@ class RotDevice:
         return spki(self._key("attestation").public_key())
 
     @property
+    def firmware_spki(self) -> bytes:
+        """The firmware-decryption public key (SPKI DER): the platform wraps content keys for it.
+
+        Raises:
+            KeySlotError: if the device is not booted.
+        """
+        return spki(self._key("firmware").public_key())
+
+    def firmware_key(self) -> ec.EllipticCurvePrivateKey:
+        """The firmware-decryption key slot, for the update client (devices.firmware), which
+        runs inside the root of trust's boundary on a real part.
+
+        Raises:
+            KeySlotError: if the device is not booted.
+        """
+        return self._key("firmware")
+
+    @property
     def ueid(self) -> Ueid:
         """The device's UEID: a hash of its identity public key (RFC 9711 section 4.2.1).
 
@@ -173,15 +192,21 @@ class RotDevice:
 
         The subject is a hint (CN = UEID hex, O = tenant): the platform names the certificate
         from the key itself, so the request's real content is the key and the proof that this
-        device holds it (the self-signature, RFC 2986 section 3).
+        device holds it (the self-signature, RFC 2986 section 3). A non-critical extension
+        (:data:`~twin.core.firmware.FIRMWARE_KEY_OID`) carries the firmware-decryption public
+        key, signed together with the request, so the platform records it at enrolment.
 
         Raises:
             KeySlotError: if the device is not booted.
         """
         subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, tenant),
                              x509.NameAttribute(NameOID.COMMON_NAME, self.ueid.hex)])
-        request = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(
-            self._key("identity"), hashes.SHA256(), ecdsa_deterministic=True)  # RFC 6979
+        firmware = x509.UnrecognizedExtension(x509.ObjectIdentifier(FIRMWARE_KEY_OID),
+                                              self.firmware_spki)
+        builder = (x509.CertificateSigningRequestBuilder().subject_name(subject)
+                   .add_extension(firmware, critical=False))
+        request = builder.sign(self._key("identity"), hashes.SHA256(),
+                               ecdsa_deterministic=True)  # RFC 6979
         return request.public_bytes(serialization.Encoding.DER)
 
     def seal(self, name: str, plaintext: bytes, rng: np.random.Generator) -> None:

@@ -32,6 +32,7 @@ from devices.rot.testing import FIRMWARE, qdid_device
 from twin.core import codec
 from twin.core.clock import to_datetime
 from twin.core.events import Notice, Publish
+from twin.core.firmware import FIRMWARE_KEY_OID
 from twin.core.keys import p256_private_key
 from twin.core.messages import ProvisioningRequest, ProvisioningResponse
 
@@ -120,6 +121,32 @@ def test_a_genuine_chip_enrols_and_is_onboarded(world: World) -> None:
     ueid = pki.verify_device(done.certificate, issuing, world.root.certificate, world.crl(2.0),
                              to_datetime(2.0))
     assert ueid == client.device.ueid  # RFC 5280 path validation + the name-key binding
+
+
+def test_enrolment_records_the_firmware_key_the_device_derived(world: World) -> None:
+    """The key OTA content keys are wrapped for comes from the attested CSR: the device's own
+    firmware-decryption key, public half only."""
+    client = world.chip(11)
+    world.service.enrol(world.request(client), 1.0)
+    recorded = world.inventory.get(client.chip).firmware_key
+    assert recorded == client.device.firmware_spki
+    assert recorded != client.device.identity_spki
+    key = serialization.load_der_public_key(recorded)
+    assert key.public_numbers() == client.device.firmware_key().public_key().public_numbers()
+
+
+def test_a_csr_whose_firmware_key_is_not_a_p256_key_is_refused(world: World) -> None:
+    """The extension is signed with the CSR, but its content must still be a usable key."""
+    client = world.chip(12)
+    genuine = world.request(client)
+    identity = client.device.slots.get("identity")
+    bogus = x509.UnrecognizedExtension(x509.ObjectIdentifier(FIRMWARE_KEY_OID), b"\x30\x00")
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, client.chip)]))
+           .add_extension(bogus, critical=False)
+           .sign(identity, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    _refused(world, ProvisioningRequest(genuine.device, genuine.nonce, genuine.token, csr),
+             1.0, "csr")
 
 
 def test_handle_answers_with_the_certificate_and_endpoint(world: World) -> None:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from cloud.errors import InventoryError
-from cloud.inventory import Event, Inventory, MemoryInventory, SqliteInventory, State
+from cloud.inventory import (
+    SCHEMA_VERSION,
+    Event,
+    Inventory,
+    MemoryInventory,
+    SqliteInventory,
+    State,
+)
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -93,4 +101,39 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path):
     path = tmp_path / "inv.sqlite"
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(InventoryError, match=r"inv\.sqlite"):
+        SqliteInventory(path)
+
+
+def test_a_version_1_inventory_gains_an_empty_firmware_key_column(tmp_path: Path):
+    """Files written before the firmware key was recorded open, keep every row, and say so."""
+    path = tmp_path / "inv.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE chips (chip TEXT PRIMARY KEY, attestation_key BLOB NOT NULL,
+          state TEXT NOT NULL, device TEXT NOT NULL, tenant TEXT NOT NULL, kind TEXT NOT NULL,
+          patient TEXT NOT NULL, firmware INTEGER NOT NULL, certificate_serial TEXT NOT NULL);
+        CREATE TABLE audit (t REAL NOT NULL, chip TEXT NOT NULL, event TEXT NOT NULL,
+          detail TEXT NOT NULL);
+        INSERT INTO chips VALUES ('c1', x'01', 'onboarded', 'd1', 't', 'bp_cuff', '', 1, '7');
+    """)
+    db.close()
+    inventory = SqliteInventory(path)
+    record = inventory.get("c1")
+    assert (record.state, record.certificate_serial, record.firmware_key) == (
+        State.ONBOARDED, 7, b"")
+    inventory.update("c1", 1.0, "renew", firmware_key=b"spki")
+    inventory.close()
+    again = SqliteInventory(path)
+    assert again.get("c1").firmware_key == b"spki"
+    assert again._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    again.close()
+
+
+def test_an_inventory_from_a_newer_schema_is_refused(tmp_path: Path):
+    path = tmp_path / "inv.sqlite"
+    SqliteInventory(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(InventoryError, match="newer"):
         SqliteInventory(path)

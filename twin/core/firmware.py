@@ -23,6 +23,15 @@ KEK_INFO = b"medtwin firmware kek v1"
 """HKDF info for the key-encryption key; the component and sequence number are appended."""
 
 
+FIRMWARE_KEY_OID = "2.25.268081473080251316816093786727445282001"
+"""CSR extension carrying the device's firmware-decryption public key (SPKI DER).
+
+The device puts it in the CSR its identity key signs, and the attestation token vouches for
+that identity key, so the platform learns the key it will wrap firmware content keys for
+through the same attested exchange, never from an unauthenticated side channel. The OID is a
+UUID OID (ITU-T X.667, arc 2.25): minted without registration, unique by construction."""
+
+
 SELF_TEST_FAIL = b"MEDTWIN-SELFTEST-FAIL"
 """The twin's images are synthetic: one that starts with this marker fails its power-on self
 test after installation (a release that is correctly signed but broken), so a campaign can be
