@@ -7,7 +7,8 @@
         ├── StoreError           the run store cannot be created, opened, read or written
         ├── IngestRejected       a delivered message failed verification; carries ``reason``
         ├── CertificateRejected  path validation, profile or revocation check failed (pki)
-        └── InventoryError       an unknown chip or device, or a refused lifecycle change
+        ├── InventoryError       an unknown chip or device, or a refused lifecycle change
+        └── CampaignError        an OTA campaign the platform refuses to publish; ``reason``
 
 :class:`IngestRejected` exists so code that verifies one message at a time can raise a single
 typed error (house style 4); :class:`cloud.ingest.CloudCore` catches it and turns it into a
@@ -50,3 +51,16 @@ class CertificateRejected(CloudError):
 class InventoryError(CloudError):
     """The inventory refused: unknown chip, duplicate registration, or a lifecycle event
     the device's state does not allow. Nothing is written when it is raised."""
+
+
+class CampaignError(CloudError):
+    """The platform refused to publish an OTA campaign (nothing is written).
+
+    Attributes:
+        reason: ``"rollback"`` (older than what a target runs), ``"replay"`` (the same
+            version again, or a campaign already published), ``"no_targets"`` or ``"image"``.
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"campaign refused ({reason})" + (f": {detail}" if detail else ""))
+        self.reason = reason

@@ -20,9 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from cloud.errors import CampaignError
 from cloud.firmware import Release
+from cloud.inventory import Record, State
 from twin.core.lifecycle import TransitionTable
 
 
@@ -152,3 +155,53 @@ class StartCampaign:
     """An event for the cloud core: begin rolling out ``campaign``."""
 
     campaign: Campaign
+
+
+OTA_STATES = (State.ONBOARDED, State.ACTIVE)
+"""Inventory states that take updates (quarantined, revoked and decommissioned devices do not)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """The devices of one component a release is for, from the inventory.
+
+    Attributes:
+        component: e.g. ``"bp_cuff/app"``.
+        keys: device identity -> its firmware-decryption public key, in inventory order.
+        chips: device identity -> chip (for the audit trail).
+        without_key: devices that would qualify but have no firmware key on record (enrolled
+            before the key was recorded: they renew, then they can be offered updates).
+    """
+
+    component: str
+    keys: Mapping[str, ec.EllipticCurvePublicKey]
+    chips: Mapping[str, str]
+    without_key: tuple[str, ...]
+
+
+def plan_targets(records: list[Record], kind: str, sequence: int) -> Targets:
+    """Choose a release's targets: the ``kind`` devices in :data:`OTA_STATES`.
+
+    The platform refuses to publish what every device would refuse anyway (PSA goal 6:
+    anti-rollback): a version not newer than one a target already runs.
+
+    Raises:
+        CampaignError: ``"rollback"`` or ``"replay"`` (naming the first such device),
+            ``"no_targets"`` (no device of that kind can take it).
+    """
+    eligible = [r for r in records if r.kind == kind and r.state in OTA_STATES and r.device]
+    for record in eligible:
+        if record.firmware >= sequence:
+            reason = "replay" if record.firmware == sequence else "rollback"
+            raise CampaignError(reason, f"device {record.device[:16]}... runs version "
+                                        f"{record.firmware}, not older than {sequence}")
+    keys: dict[str, ec.EllipticCurvePublicKey] = {}
+    for record in eligible:
+        if record.firmware_key:
+            key = serialization.load_der_public_key(record.firmware_key)
+            assert isinstance(key, ec.EllipticCurvePublicKey)  # checked at enrolment
+            keys[record.device] = key
+    if not keys:
+        raise CampaignError("no_targets", f"no {kind} device can take an update")
+    return Targets(f"{kind}/app", keys, {r.device: r.chip for r in eligible},
+                   tuple(r.device for r in eligible if not r.firmware_key))

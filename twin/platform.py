@@ -17,6 +17,7 @@ issue 5 item 9 that ``openssl``, Mosquitto, ``twin broker --run DIR`` and people
     DIR/broker/cert.pem, key.pem              broker certificate followed by the issuing CA
     DIR/broker/ca-bundle.pem                  root + issuing (Mosquitto's cafile)
     DIR/broker/mosquitto.conf, acl            the exported Mosquitto configuration
+    DIR/pki/firmware-signing.pem, DIR/ota/    OTA campaigns (twin.platform_ota documents them)
 
 The PKI keys are derived from the run seed, so a seed reproduces the platform: this is a
 simulation and demo platform, never a place to keep real keys.
@@ -345,12 +346,13 @@ def open_platform(out: Path) -> tuple[Platform, dict[str, Any]]:
                     revocations), config
 
 
-def _close(platform: Platform) -> None:
+def close_platform(platform: Platform) -> None:
+    """Close the platform's inventory file (the other parts hold no open resource)."""
     if isinstance(platform.inventory, SqliteInventory):
         platform.inventory.close()
 
 
-def _run_now(platform: Platform) -> float:
+def run_now(platform: Platform) -> float:
     """Run time now: the wall clock against the run's epoch (this is the CLI's shell)."""
     return (datetime.now(UTC) - platform.service.epoch).total_seconds()
 
@@ -383,13 +385,13 @@ def revoke_device(out: Path, device_id: str, reason: str = "unspecified") -> Rev
     """
     platform, _ = open_platform(out)
     try:
-        done = platform.revoke([find_device(platform.inventory, device_id)], _run_now(platform),
+        done = platform.revoke([find_device(platform.inventory, device_id)], run_now(platform),
                                reason)
         write_crl(out, done.crl)
         _rewrite_acl(out, platform)
         return done
     finally:
-        _close(platform)
+        close_platform(platform)
 
 
 def renew_device(out: Path, device_id: str) -> Enrolment:
@@ -409,7 +411,7 @@ def renew_device(out: Path, device_id: str) -> Enrolment:
         doc = json.loads((out / "devices" / record.device / "device.json").read_text())
         tree, number = SeedTree(int(config["seed"])), int(doc["chip_number"])
         device = QdidDevice.enrol(manufacture(tree, [number]), tree.rng("chip", number, "enrol"))
-        now = _run_now(platform)
+        now = run_now(platform)
         device.boot(NOMINAL, tree.rng("chip", number, "boot", "renew", int(now)), FIRMWARE)
         client = EnrolmentClient(device, chip, platform.tenant, epoch=platform.service.epoch)
         done = platform.enrol(client, tree.rng("platform", "nonces", int(now)), now)
@@ -418,4 +420,4 @@ def renew_device(out: Path, device_id: str) -> Enrolment:
     except (OSError, ValueError, KeyError) as exc:
         raise InventoryError(f"cannot renew {device_id[:40]!r}: {exc}") from None
     finally:
-        _close(platform)
+        close_platform(platform)

@@ -5,6 +5,7 @@ Registered onto the ``twin`` app by ``twin.cli`` with :func:`register`::
     twin provision --devices 1000 --out runs/fleet [--seed 1] [--tenant ward-1]
     twin platform revoke runs/fleet DEVICE_ID     # inventory, CRL and ACL rewritten
     twin platform renew runs/fleet DEVICE_ID      # fresh attestation + CSR, new cert.pem
+    twin platform ota runs/fleet --image app.bin --version 2 [--canary 5] [--kind bp_cuff]
 
 ``provision`` manufactures N QDID chips, registers them, enrols and onboards each through the
 enrolment service's real checks, writes the run directory (see :mod:`twin.platform`), prints
@@ -36,6 +37,7 @@ def register(app: typer.Typer) -> None:
                            no_args_is_help=True, add_completion=False)
     platform.command("revoke")(revoke)
     platform.command("renew")(renew)
+    platform.command("ota")(ota)
     app.add_typer(platform, name="platform")
 
 
@@ -117,3 +119,37 @@ def renew(
         raise _fail(str(exc)) from None
     expires = done.certificate.not_valid_after_utc.isoformat()
     typer.echo(f"renewed {done.device}: serial {done.serial:x}, valid until {expires}")
+
+
+def ota(
+    run_dir: Annotated[Path, typer.Argument(help="A directory written by twin provision.")],
+    image: Annotated[Path, typer.Option(help="The plaintext firmware image file.")],
+    version: Annotated[int, typer.Option(help="Its version: newer than every target runs.")],
+    canary: Annotated[float, typer.Option(help="Percent of each kind's devices first.")] = 5.0,
+    kind: Annotated[list[str] | None, typer.Option(help="Only this device kind (repeat).")]
+    = None,
+) -> None:
+    """Sign, encrypt and publish a firmware image as an OTA campaign (DIR/ota/...)."""
+    from twin.platform import KINDS
+    from twin.platform_ota import publish_ota
+
+    if not 0 < canary <= 100:
+        raise _fail(f"--canary must be a percentage in (0, 100], got {canary}")
+    kinds = tuple(kind or KINDS)
+    if unknown := sorted(set(kinds) - set(KINDS)):
+        raise _fail(f"--kind {unknown[0]!r} is not a device kind ({', '.join(KINDS)})")
+    try:
+        data = image.read_bytes()
+    except OSError as exc:
+        raise _fail(f"--image {image}: {exc.strerror or exc}") from None
+    try:
+        campaigns = publish_ota(run_dir, data, version, canary / 100.0, kinds)
+    except MedtwinError as exc:
+        raise _fail(str(exc)) from None
+    for c in campaigns:
+        typer.echo(f"{c.component} version {c.sequence}: {len(c.canary):,} canary + "
+                   f"{len(c.rollout):,} rollout device(s) -> {c.folder}")
+        if c.without_key:
+            typer.echo(f"  {len(c.without_key):,} device(s) left out: no firmware key on record "
+                       "(renew them first)")
+    typer.echo(f"trust anchor: {run_dir / 'pki' / 'firmware-signing.pem'}")
