@@ -125,16 +125,18 @@ class Platform:
         """The tenant."""
         return self.service.tenant
 
-    def manufacture(self, tree: SeedTree, number: int, now: float) -> Manufactured:
+    def manufacture(self, tree: SeedTree, number: int, now: float,
+                    kind: str = "") -> Manufactured:
         """Make chip ``number``, enrol its PUF on the tester, boot it, register it.
 
         The tester reads only public values from the booted chip (its UEID and attestation
-        public key); the platform never sees a private key.
+        public key); the platform never sees a private key. The kind defaults to the
+        ``twin provision`` round robin over the kinds.
         """
         chip = manufacture(tree, [number])
         device = QdidDevice.enrol(chip, tree.rng("chip", number, "enrol"))
         device.boot(NOMINAL, tree.rng("chip", number, "boot", 0), FIRMWARE)
-        kind = KINDS[number % len(KINDS)]
+        kind = kind or KINDS[number % len(KINDS)]
         self.service.register_chip(device.ueid, device.attestation_spki, now, kind)
         return Manufactured(number, device.ueid.hex, kind, device)
 

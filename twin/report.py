@@ -81,6 +81,8 @@ def build_report(result: RunResult, store: RunStore) -> dict[str, Any]:
             "attacks": [],
             "alerts": security_alerts,
             "defences": {name: sc.defence_on(name) for name in DEFENCES},
+            "identities": "qdid" if sc.mode == "live" else sc.fleet.identity,
+            "revocations": _revocations(result),
             "psa_scorecard": {
                 str(n): {"name": name, "status": "not assessed",
                          "evidence": "no attack in this run exercises this goal"}
@@ -91,6 +93,16 @@ def build_report(result: RunResult, store: RunStore) -> dict[str, Any]:
         "devices_by_state": result.states,
         "counters": dict(sorted(c.items())),
     }
+
+
+def _revocations(result: RunResult) -> dict[str, Any]:
+    """Revocations through the platform and what the broker did about them."""
+    c, platform = result.counters, result.platform
+    return {"events": platform.get("revocations", 0), "devices": platform.get("revoked", 0),
+            "crl_number": platform.get("crl_number"),
+            "sessions_dropped": c.get("broker.sessions_dropped", 0),
+            "connects_refused": c.get("broker.connect_denied", 0),
+            "inventory": platform.get("inventory", {})}
 
 
 def _round(value: float | None) -> float | None:
@@ -152,6 +164,12 @@ def _security_lines(report: dict[str, Any]) -> list[str]:
              f"{len(attacks)} attack(s) in this run." if attacks else "No attacks in this run.",
              "", "Defences: " + ", ".join(
                  f"{k} {'on' if v else 'OFF'}" for k, v in security["defences"].items()), ""]
+    revoked = security.get("revocations") or {}
+    if revoked.get("devices"):
+        lines += [f"Revoked {revoked['devices']:,} device(s) in {revoked['events']:,} "
+                  f"revocation(s) (CRL {revoked['crl_number']}); the broker dropped "
+                  f"{revoked['sessions_dropped']:,} session(s) and refused "
+                  f"{revoked['connects_refused']:,} reconnect(s).", ""]
     if security.get("alerts"):
         lines += ["Security-monitor alerts:", ""]
         lines += [*_table(("rule", "alerts"), list(security["alerts"].items())), ""]

@@ -96,6 +96,9 @@ def run_scenario(
     """
     if scenario.mode == "live":
         check_supported(scenario, time_scale)  # before anything is written
+        if scenario.revocations:  # the live driver does not schedule them yet
+            raise RunError("revocations in a scenario run in sim mode only (for now); in live "
+                           "mode use twin platform revoke on the run's platform folder")
     prepare_out(out, force=force)
     platform_dir = out / "platform"
     if scenario.mode == "live" and platform_dir.exists():

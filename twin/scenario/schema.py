@@ -48,6 +48,7 @@ __all__ = [
     "Network",
     "Outage",
     "Outputs",
+    "Revocation",
     "Scenario",
     "known_names_context",
     "rescale_devices",
@@ -189,6 +190,11 @@ class Fleet(BaseModel):
     """Telemetry windows a device keeps while offline before it drops the oldest."""
     replay: Replay | None = None
     """Some ECG patches stream a real WFDB record instead of the synthetic ECG."""
+    identity: Literal["seeded", "qdid"] = "seeded"
+    """``qdid``: every device is a QDID chip (PUF, fuzzy extractor, keys on demand) enrolled
+    through the platform's enrolment service before the run (attestation token over a
+    platform nonce, CSR, certificate), about 4-5 ms of CPU a device. ``seeded``: identities
+    drawn from the run seed, no platform (fast; no revocations)."""
 
     @field_validator("devices")
     @classmethod
@@ -273,6 +279,29 @@ class Ota(BaseModel):
     """A correctly signed release whose image fails its self test after installation."""
 
 
+class Revocation(BaseModel):
+    """Revoke devices through the platform at a point in the run (needs ``fleet.identity:
+    qdid``): inventory, CRL and broker policy; the broker drops their sessions."""
+
+    model_config = _CONFIG
+
+    at: Duration
+    devices: list[Annotated[int, Field(ge=0)]] = []
+    """Fleet numbers, from 0, in kind order (ECG patches, then cuffs, then sweat patches)."""
+    batch: DeviceKind | None = None
+    """Every device of this kind (a recalled product batch)."""
+    reason: Literal["unspecified", "key_compromise", "superseded", "cessation_of_operation",
+                    "affiliation_changed"] = "key_compromise"
+    """RFC 5280 5.3.1 reason, for the audit trail."""
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Revocation:
+        if bool(self.devices) == (self.batch is not None):
+            raise PydanticCustomError("revocation_target",
+                                      "give either devices: [numbers] or batch: <kind>")
+        return self
+
+
 class Scenario(BaseModel):
     """A whole experiment: fleet, network, broker, defences, attacks, for how long, which seed.
 
@@ -299,6 +328,7 @@ class Scenario(BaseModel):
     """Defences switched explicitly; a defence not listed is ON."""
     attacks: list[Attack] = []
     ota: Ota | None = None
+    revocations: list[Revocation] = []
     outputs: Outputs = Outputs()
 
     @model_validator(mode="after")
@@ -334,6 +364,8 @@ class Scenario(BaseModel):
                 "the OTA campaign starts at {at}, not before the end of the run (duration {end})",
                 {"path": "ota.at", "at": format_duration(self.ota.at), "end": end},
             )
+        for index, revocation in enumerate(self.revocations):
+            _check_revocation(self, index, revocation)
         return self
 
     def defence_on(self, name: str) -> bool:
@@ -402,6 +434,37 @@ class Scenario(BaseModel):
             return Scenario.model_validate(data, context=context)
         except ValidationError as exc:
             raise ScenarioError(describe_validation_error(exc, source)) from None
+
+
+def _check_revocation(scenario: Scenario, index: int, revocation: Revocation) -> None:
+    """A revocation must happen in the run, to devices the fleet has, through a platform.
+
+    Raises:
+        PydanticCustomError: with ``ctx["path"]`` naming the key.
+    """
+    where = f"revocations.{index}"
+    if scenario.fleet.identity != "qdid":
+        raise PydanticCustomError(
+            "revocation_needs_platform",
+            "revocations need devices enrolled by the platform: set fleet.identity: qdid",
+            {"path": where})
+    if revocation.at >= scenario.duration:
+        raise PydanticCustomError(
+            "revocation_after_end", "revocation {index} at {at} is not before the end of the run "
+            "(duration {end})", {"path": f"{where}.at", "index": index,
+                                 "at": format_duration(revocation.at),
+                                 "end": format_duration(scenario.duration)})
+    count = scenario.device_count()
+    for k, number in enumerate(revocation.devices):
+        if number >= count:
+            raise PydanticCustomError(
+                "no_such_device", "device {number} does not exist (the fleet has {count}: "
+                "0..{last})", {"path": f"{where}.devices.{k}", "number": number,
+                               "count": count, "last": count - 1})
+    if revocation.batch is not None and not scenario.fleet.devices.get(revocation.batch):
+        raise PydanticCustomError(
+            "empty_batch", "the fleet has no {kind} devices to revoke",
+            {"path": f"{where}.batch", "kind": revocation.batch})
 
 
 def rescale_devices(devices: dict[DeviceKind, int], total: int) -> dict[DeviceKind, int]:

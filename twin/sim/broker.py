@@ -13,7 +13,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.policy import BrokerPolicy, Principal
+from cryptography import x509
+
+from broker.policy import AccessDenied, BrokerPolicy, Principal
 from twin.core.subscriptions import SubscriptionTree
 from twin.sim.network import LatencySampler, Link
 
@@ -30,6 +32,7 @@ class Endpoint:
         timers: timer name -> generation (a restarted or cancelled timer bumps it).
         offline: messages the broker holds for it while its session is down.
         index: position in the fleet (-1 for the cloud).
+        serial: the serial of the certificate it presents (0: the run has no platform PKI).
     """
 
     principal: Principal
@@ -37,6 +40,7 @@ class Endpoint:
     link: Link
     latency: LatencySampler
     index: int = -1
+    serial: int = 0
     timers: dict[str, int] = field(default_factory=dict)
     offline: deque[tuple[str, bytes]] = field(default_factory=deque)
 
@@ -51,14 +55,40 @@ class SimBroker:
     def __init__(self, policy: BrokerPolicy) -> None:
         self.policy = policy
         self._subscriptions: SubscriptionTree[Endpoint] = SubscriptionTree()
+        self._filters: dict[Endpoint, set[str]] = {}
+        self._revoked_serials: frozenset[int] = frozenset()
+        self.crl_number = 0
 
-    def connect(self, client: Endpoint) -> None:
-        """Open ``client``'s session.
+    def load_crl(self, crl: x509.CertificateRevocationList) -> None:
+        """Take a newly published CRL (the real broker's ``reload_crl``).
 
         Raises:
-            AccessDenied: the policy refused the identity (e.g. revoked).
+            AccessDenied: a CRL whose number is not newer than the one in force (RFC 5280
+                5.2.3: replaying an older CRL would un-revoke devices); it is not loaded.
         """
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        if number <= self.crl_number:
+            raise AccessDenied(f"CRL {number} is not newer than CRL {self.crl_number}")
+        self._revoked_serials = frozenset(entry.serial_number for entry in crl)
+        self.crl_number = number
+
+    def connect(self, client: Endpoint) -> None:
+        """Open ``client``'s session: the CRL check of its certificate (the TLS handshake),
+        then the policy.
+
+        Raises:
+            AccessDenied: the certificate is on the CRL (RFC 5280 6.3), or the policy refused
+                the identity (e.g. revoked).
+        """
+        if client.serial and client.serial in self._revoked_serials:
+            raise AccessDenied("certificate revoked (on the CRL)")
         self.policy.authorize_connect(client.principal)
+
+    def drop(self, client: Endpoint) -> None:
+        """End ``client``'s session and forget its subscriptions (a revoked identity's
+        session is not kept for a reconnect that will be refused)."""
+        for topic_filter in self._filters.pop(client, set()):
+            self._subscriptions.remove(topic_filter, client)
 
     def subscribe(self, client: Endpoint, topic_filter: str) -> None:
         """Add a subscription for ``client``.
@@ -68,6 +98,7 @@ class SimBroker:
         """
         self.policy.authorize_subscribe(client.principal, topic_filter)
         self._subscriptions.add(topic_filter, client)
+        self._filters.setdefault(client, set()).add(topic_filter)
 
     def publish(self, sender: Endpoint, topic: str) -> tuple[Endpoint, ...]:
         """Authorise a publish and return the clients it must be delivered to.

@@ -15,12 +15,13 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import simpy
 
 from broker.policy import AccessDenied, BrokerPolicy, Principal, Role
+from cloud.errors import CampaignError
 from cloud.firmware import build_release
 from cloud.ingest import CloudCore
 from cloud.monitor import QuarantineRequest, SecurityMonitor
@@ -44,11 +45,13 @@ from twin.core.events import (
     TimerFired,
 )
 from twin.core.firmware import SELF_TEST_FAIL
+from twin.core.messages import Kind
 from twin.core.seeds import SeedTree
-from twin.scenario.schema import Scenario
+from twin.scenario.schema import Revocation, Scenario
 from twin.sim.broker import Endpoint, SimBroker
 from twin.sim.fleet import Fleet, build_fleet, platform_signing_key
 from twin.sim.network import InFlight, LatencySampler, Link
+from twin.sim.platform import SimPlatform, fleet_kinds
 from twin.sim.windows import load_models, record_episodes, window_events
 
 DRAIN_S = 30.0
@@ -69,6 +72,8 @@ class RunResult:
     pending: int
     states: dict[str, int]
     ota: list[dict[str, int | str]]
+    platform: dict[str, Any] = field(default_factory=dict)
+    """What the platform did (``fleet.identity: qdid``): enrolled, inventory, revocations."""
 
 
 class SimRun:
@@ -93,7 +98,12 @@ class SimRun:
                                 seeds.rng("network", "access"))
         backhaul = LatencySampler(0.002, 0.3, 0.0, seeds.rng("network", "backhaul"))
         self.broker = SimBroker(BrokerPolicy(topic_acl=scenario.defence_on("topic_acl")))
-        self.fleet: Fleet = build_fleet(scenario, seeds, access)
+        self.platform: SimPlatform | None = None
+        if scenario.fleet.identity == "qdid":  # enrolled by the platform before the run
+            self.platform = SimPlatform(seeds, scenario.fleet.tenant)
+            self.platform.enrol_fleet(fleet_kinds(scenario))
+        identities = self.platform.identities if self.platform else []
+        self.fleet: Fleet = build_fleet(scenario, seeds, access, identities)
         tenant = scenario.fleet.tenant
         cloud_core = CloudCore(tenant, replay_window=scenario.defence_on("replay_window"))
         self.cloud = Endpoint(Principal(Role.CLOUD, tenant, "cloud"), cloud_core, Link(), backhaul)
@@ -125,6 +135,8 @@ class SimRun:
             self._at(outage.at, self._outage_start, number, outage.fraction, outage.duration)
         if sc.ota is not None:
             self._at(sc.ota.at, self._start_campaign)
+        for revocation in sc.revocations:
+            self._at(revocation.at, self._revoke, revocation)
         self.env.process(self._stepper())
         self.env.run(until=sc.duration + DRAIN_S)
         self.store.flush()
@@ -134,7 +146,8 @@ class SimRun:
         ota = [{"component": c.release.manifest.component, **c.summary()}
                for c in self.campaigns]
         return RunResult(sc, len(devices), sc.duration, time.perf_counter() - started,
-                         dict(self.counters), pending, dict(sorted(states.items())), ota)
+                         dict(self.counters), pending, dict(sorted(states.items())), ota,
+                         self.platform.summary() if self.platform else {})
 
     def _stepper(self) -> Any:
         """Close every device's windows on schedule, one numpy batch per kind and phase group."""
@@ -287,6 +300,7 @@ class SimRun:
         try:
             self.broker.connect(ep)
         except AccessDenied as exc:
+            self.counters["broker.connect_denied"] += 1
             self._notice("broker", "connect_denied", ep, str(exc), now)
             self._feed(ep, LinkDown("refused"), now)
             return
@@ -330,17 +344,63 @@ class SimRun:
         image = ((SELF_TEST_FAIL if ota.faulty else b"") + filler)[: ota.image_bytes]
         signing = platform_signing_key(seeds)
         secret = seeds.entropy("platform", "firmware-secret", n_bytes=32)
-        by_kind: dict[str, dict[str, Any]] = {}
-        for ep in self.fleet.endpoints:
-            updater = ep.core.updater
-            by_kind.setdefault(updater.component, {})[ep.principal.name] = \
-                updater.decryption_public_key
+        by_kind = self._platform_targets() if self.platform else self._firmware_keys()
         # One release and campaign per component: each kind runs its own application image.
         for component, targets in by_kind.items():
             release = build_release(image, component, ota.sequence, signing, secret)
             campaign = Campaign(release, targets, canary_fraction=ota.canary)
             self.campaigns.append(campaign)
             self._feed(self.cloud, StartCampaign(campaign), self.env.now)
+
+    def _platform_targets(self) -> dict[str, dict[str, Any]]:
+        """Targets from the inventory: the firmware keys recorded at enrolment, devices in a
+        state that takes updates; a component the platform refuses is noted, not sent."""
+        assert self.platform is not None and self.scenario.ota is not None
+        by_kind: dict[str, dict[str, Any]] = {}
+        for kind in Kind:
+            if not self.scenario.fleet.devices.get(kind.value):
+                continue
+            try:
+                targets = self.platform.ota_targets(kind.value, self.scenario.ota.sequence)
+            except CampaignError as exc:
+                self._record([Notice("platform", "ota_refused", {
+                    "kind": kind.value, "reason": exc.reason})], self.env.now)
+                continue
+            by_kind[targets.component] = dict(targets.keys)
+        return by_kind
+
+    def _firmware_keys(self) -> dict[str, dict[str, Any]]:
+        """Seeded identities have no platform: each device's update client tells its key."""
+        by_kind: dict[str, dict[str, Any]] = {}
+        for ep in self.fleet.endpoints:
+            updater = ep.core.updater
+            by_kind.setdefault(updater.component, {})[ep.principal.name] = \
+                updater.decryption_public_key
+        return by_kind
+
+    def _revoke(self, event: Revocation) -> None:
+        """Revoke through the platform, publish the CRL to the broker, update its policy and
+        drop the revoked devices' sessions; their reconnects are then refused by the broker's
+        own checks (the CRL, then the policy)."""
+        assert self.platform is not None  # the schema requires fleet.identity: qdid
+        now = self.env.now
+        done = self.platform.revoke(event, now)
+        self.broker.load_crl(done.crl)
+        revoked = set(done.devices)
+        for device in revoked:
+            self.broker.policy.revoke(device)
+        for ep in self.fleet.endpoints:
+            if ep.principal.name not in revoked:
+                continue
+            self.broker.drop(ep)
+            if ep.link.connected:
+                self.counters["broker.sessions_dropped"] += 1
+                ep.link.drop(now)
+                self._feed(ep, LinkDown("revoked"), now)
+        self.counters["platform.revoked"] += len(done.chips)
+        self._record([Notice("platform", "revoked", {
+            "devices": len(done.chips), "crl_number": done.crl_number,
+            "reason": event.reason})], now)
 
     def _notice(self, source: str, name: str, ep: Endpoint, why: str, now: float) -> None:
         detail: dict[str, str | int | float] = {"who": ep.principal.name, "why": why}

@@ -11,6 +11,7 @@ group's signals are still computed in one numpy batch per kind.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,7 @@ from twin.core.seeds import SeedTree
 from twin.scenario.schema import Scenario
 from twin.sim.broker import Endpoint
 from twin.sim.network import LatencySampler, Link
+from twin.sim.platform import Identity
 
 PHASE_GROUPS = 10
 FACTORY_SEQUENCE = 1
@@ -42,12 +44,12 @@ def platform_signing_key(seeds: SeedTree) -> ec.EllipticCurvePrivateKey:
                             b"medtwin firmware signing")
 
 
-def _updater(kind: Kind, i: int, seeds: SeedTree, anchor: ec.EllipticCurvePublicKey
-             ) -> UpdateClient:
-    """A device's update client. Its firmware-decryption key comes from the device's own seed
-    stream here; the QDID root of trust derives it from the PUF instead."""
-    key = p256_private_key(seeds.entropy("device", i, "firmware", n_bytes=32),
-                           b"medtwin firmware decryption")
+def _updater(kind: Kind, i: int, seeds: SeedTree, anchor: ec.EllipticCurvePublicKey,
+             key: ec.EllipticCurvePrivateKey | None = None) -> UpdateClient:
+    """A device's update client. Its firmware-decryption key is the one its QDID root of trust
+    derived (``key``), or, for seeded identities, one from the device's own seed stream."""
+    key = key or p256_private_key(seeds.entropy("device", i, "firmware", n_bytes=32),
+                                  b"medtwin firmware decryption")
     factory = Image(FACTORY_SEQUENCE, hashlib.sha256(f"{kind.value} factory".encode()).digest())
     return UpdateClient(f"{kind.value}/app", anchor, key, factory)
 SERIAL_PREFIX = {Kind.ECG_PATCH: "ECG", Kind.BP_CUFF: "BPC", Kind.SWEAT_PATCH: "SWP"}
@@ -79,13 +81,16 @@ class Fleet:
         return group * window / len(self.groups)
 
 
-def build_fleet(scenario: Scenario, seeds: SeedTree, access: LatencySampler) -> Fleet:
+def build_fleet(scenario: Scenario, seeds: SeedTree, access: LatencySampler,
+                identities: Sequence[Identity] = ()) -> Fleet:
     """Create every device of the scenario with its core, link and sensor generator.
 
     Args:
         scenario: the (validated) scenario.
         seeds: the run's seed tree.
         access: the latency sampler of the devices' access network.
+        identities: per device, in fleet order, the identity it enrolled with
+            (``fleet.identity: qdid``); empty: identities from the run seed.
 
     Returns:
         The fleet.
@@ -106,12 +111,15 @@ def build_fleet(scenario: Scenario, seeds: SeedTree, access: LatencySampler) -> 
         first = len(endpoints)
         for j in range(n):
             i = first + j
-            ueid = Ueid.from_random(seeds.entropy("device", i, "ueid")).hex
-            updater = _updater(kind, i, seeds, anchor) if anchor else None
+            enrolled = identities[i] if identities else None
+            ueid = (enrolled.device if enrolled
+                    else Ueid.from_random(seeds.entropy("device", i, "ueid")).hex)
+            key = enrolled.firmware_key if enrolled else None
+            updater = _updater(kind, i, seeds, anchor, key) if anchor else None
             core = WearableCore(ueid, kind, tenant, Battery(PROFILES[kind], float(soc[i])),
                                 seeds.rng("device", i), config, updater)
             endpoints.append(Endpoint(Principal(Role.DEVICE, tenant, ueid), core, Link(),
-                                      access, index=i))
+                                      access, index=i, serial=enrolled.serial if enrolled else 0))
             serials.append(f"{SERIAL_PREFIX[kind]}-{j + 1:05d}")
         for source, start, count in _sources(scenario, kind, n, cohort, seeds):
             for g in range(PHASE_GROUPS):

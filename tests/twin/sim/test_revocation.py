@@ -1,0 +1,194 @@
+"""Platform identities and revocation in the sim: a QDID fleet enrolled by the platform, a
+revocation through the platform core, and the simulated broker refusing the revoked devices.
+
+The refusal must come from a real check: the simulated broker's CRL lookup of the presented
+certificate's serial (and, behind it, ``broker.policy``), the same way the real broker refuses
+a revoked certificate in the TLS handshake. The monitor sees the refusals and the report counts
+them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from broker.policy import AccessDenied, BrokerPolicy, Principal, Role
+from cloud.store import SqliteStore
+from devices.rot.testing import qdid_device
+from twin.core.identity import Ueid
+from twin.report import build_report
+from twin.runner import load
+from twin.scenario import Scenario, ScenarioError
+from twin.sim.broker import Endpoint, SimBroker
+from twin.sim.driver import SimRun
+from twin.sim.network import LatencySampler, Link
+
+SEED = 11
+REVOKE_AT = 240.0
+
+
+def scenario(**update: object) -> Scenario:
+    base = load("baseline").with_overrides(devices=9, duration=600, seed=SEED)
+    data = base.model_dump()
+    data["fleet"]["identity"] = "qdid"
+    data["revocations"] = [{"at": REVOKE_AT, "devices": [0, 4]}]
+    data.update(update)
+    return Scenario.model_validate(data)
+
+
+def run(tmp_path: Path, sc: Scenario) -> tuple[SimRun, dict, sqlite3.Connection]:
+    store = SqliteStore.create(tmp_path / "store.sqlite")
+    sim = SimRun(sc, store)
+    result = sim.run()
+    report = build_report(result, store)
+    store.close()
+    return sim, report, sqlite3.connect(tmp_path / "store.sqlite")
+
+
+@pytest.fixture(scope="module")
+def revoked_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[SimRun, dict,
+                                                                   sqlite3.Connection]:
+    return run(tmp_path_factory.mktemp("revocation"), scenario())
+
+
+def test_the_sim_fleet_is_enrolled_by_the_platform_with_puf_identities(revoked_run) -> None:
+    sim, report, _ = revoked_run
+    assert sim.platform is not None and report["security"]["identities"] == "qdid"
+    names = [ep.principal.name for ep in sim.fleet.endpoints]
+    # The UEID is the hash of the key the chip's PUF derives: the same chip in twin provision.
+    assert names[0] == qdid_device(seed=SEED, chip=0).ueid.hex
+    records = {r.device: r for r in sim.platform.platform.inventory.records()}
+    assert set(records) == set(names)
+    for ep in sim.fleet.endpoints:
+        record = records[ep.principal.name]
+        assert ep.serial == record.certificate_serial and record.firmware_key
+        assert record.kind == ep.core.kind.value
+
+
+def test_revocation_goes_through_the_platform_and_the_broker_refuses_reconnects(
+        revoked_run) -> None:
+    sim, report, db = revoked_run
+    revoked = {sim.fleet.endpoints[i].principal.name for i in (0, 4)}
+    r = report["security"]["revocations"]
+    assert (r["events"], r["devices"], r["crl_number"]) == (1, 2, 1)
+    assert r["inventory"] == {"onboarded": 7, "revoked": 2}
+    assert r["sessions_dropped"] == 2 and r["connects_refused"] >= 2
+    denied = [json.loads(d) for (d,) in db.execute(
+        "SELECT detail FROM notices WHERE name = 'connect_denied'")]
+    assert {d["who"] for d in denied} == revoked
+    assert {d["why"] for d in denied} == {"certificate revoked (on the CRL)"}
+    for device in revoked:  # nothing of theirs is stored after the revocation
+        (late,) = db.execute("SELECT COUNT(*) FROM telemetry WHERE device = ? AND received > ?",
+                             (device, REVOKE_AT + 1.0)).fetchone()
+        assert late == 0
+    others = [ep for ep in sim.fleet.endpoints if ep.principal.name not in revoked]
+    assert all(ep.core.state.value == "streaming" for ep in others)
+    t = report["telemetry"]
+    assert t["stored"] + t["rejected"] + t["lost"] + t["pending"] == t["published"]
+
+
+def test_the_monitor_raises_an_alert_for_each_revoked_device(revoked_run) -> None:
+    sim, report, db = revoked_run
+    revoked = {sim.fleet.endpoints[i].principal.name for i in (0, 4)}
+    subjects = {s for (s,) in db.execute(
+        "SELECT subject FROM security_alerts WHERE rule = 'refused_connections'")}
+    assert subjects == revoked
+    assert report["security"]["alerts"]["refused_connections"] >= 2
+
+
+def test_a_batch_revocation_revokes_every_device_of_the_kind(tmp_path: Path) -> None:
+    sc = scenario(revocations=[{"at": 120.0, "batch": "bp_cuff", "reason": "superseded"}])
+    sim, report, _ = run(tmp_path, sc)
+    cuffs = sc.fleet.devices["bp_cuff"]
+    assert report["security"]["revocations"]["devices"] == cuffs
+    assert report["devices_by_state"].get("reconnecting") == cuffs
+    audit = [a for a in sim.platform.platform.inventory.audit() if a.event == "revoke"]
+    assert len(audit) == cuffs and {a.detail["reason"] for a in audit} == {"superseded"}
+
+
+def test_an_ota_campaign_wraps_keys_from_the_inventory_and_skips_revoked_devices(
+        tmp_path: Path) -> None:
+    sc = scenario(ota={"at": 300.0, "sequence": 2, "image_bytes": 512, "canary": 0.5,
+                       "faulty": False})
+    _, report, _ = run(tmp_path, sc)
+    campaigns = {c["component"]: c for c in report["platform"]["ota"]}
+    assert sum(c["targets"] for c in campaigns.values()) == 7  # two were revoked at 4 min
+    assert all(c["state"] == "completed" and c["installed"] == c["targets"]
+               for c in campaigns.values())
+
+
+def test_the_same_seed_gives_the_same_identities_and_report(tmp_path: Path, revoked_run
+                                                            ) -> None:
+    sim, report, _ = revoked_run
+    again, report2, _ = run(tmp_path, scenario())
+    assert [e.principal.name for e in again.fleet.endpoints] == [
+        e.principal.name for e in sim.fleet.endpoints]
+    for key in ("wall_seconds", "realtime_factor"):
+        report.pop(key, None), report2.pop(key, None)
+    assert report == report2
+
+
+# ---------------------------------------------------------------- the simulated broker
+
+
+def _endpoint(name: str, serial: int) -> Endpoint:
+    return Endpoint(Principal(Role.DEVICE, "ward-7", name), None, Link(),
+                    LatencySampler(0.01, 0.1, 0.0, None), serial=serial)  # type: ignore[arg-type]
+
+
+def test_the_sim_broker_refuses_a_serial_on_the_crl_and_an_older_crl(revoked_run) -> None:
+    sim, _, _ = revoked_run
+    crl = sim.platform.revocations[0].crl
+    listed = next(iter(crl)).serial_number
+    broker = SimBroker(BrokerPolicy())
+    victim, bystander = _endpoint("a" * 34, listed), _endpoint("b" * 34, listed + 1)
+    broker.connect(victim)  # no CRL yet: the certificate is good
+    broker.load_crl(crl)
+    with pytest.raises(AccessDenied, match="CRL"):
+        broker.connect(victim)
+    broker.connect(bystander)
+    with pytest.raises(AccessDenied, match="not newer"):
+        broker.load_crl(crl)  # a replayed CRL would un-revoke devices once newer ones exist
+
+
+def test_a_dropped_client_receives_nothing_more() -> None:
+    broker = SimBroker(BrokerPolicy())
+    name = Ueid.from_random(bytes(range(16))).hex
+    client = _endpoint(name, 7)
+    broker.subscribe(client, f"medtwin/v1/ward-7/{name}/cmd/#")
+    topic = f"medtwin/v1/ward-7/{name}/cmd/x"
+    cloud = Endpoint(Principal(Role.CLOUD, "ward-7", "cloud"), None, Link(),
+                     LatencySampler(0.01, 0.1, 0.0, None))  # type: ignore[arg-type]
+    assert broker.publish(cloud, topic) == (client,)
+    broker.drop(client)
+    assert broker.publish(cloud, topic) == ()
+
+
+# ---------------------------------------------------------------- the scenario file
+
+
+@pytest.mark.parametrize("text, where, message", [
+    ("fleet: {devices: {ecg_patch: 3}}\nrevocations: [{at: 1m, devices: [0]}]\n",
+     ":5: revocations.0:", "set fleet.identity: qdid"),
+    ("fleet: {identity: qdid, devices: {ecg_patch: 3}}\nrevocations:\n"
+     "  - at: 1m\n    devices: [0, 3]\n", ":7: revocations.0.devices.1:",
+     "device 3 does not exist (the fleet has 3: 0..2)"),
+    ("fleet: {identity: qdid, devices: {ecg_patch: 3}}\nrevocations:\n"
+     "  - at: 20m\n    devices: [0]\n", ":6: revocations.0.at:", "not before the end"),
+    ("fleet: {identity: qdid, devices: {ecg_patch: 3}}\nrevocations:\n"
+     "  - at: 1m\n    batch: bp_cuff\n", ":7: revocations.0.batch:", "no bp_cuff devices"),
+    ("fleet: {identity: qdid, devices: {ecg_patch: 3}}\nrevocations:\n"
+     "  - {at: 1m, batch: ecg_patch, devices: [1]}\n", ":6: revocations.0:",
+     "either devices"),
+])
+def test_a_bad_revocation_names_file_line_and_key(tmp_path: Path, text: str, where: str,
+                                                  message: str) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("name: rev\nduration: 10m\n" + "mode: sim\n" + text)
+    with pytest.raises(ScenarioError) as caught:
+        load(path)
+    (line,) = caught.value.problems
+    assert line.startswith(f"{path}{where}") and message in line, line
