@@ -20,7 +20,7 @@ from cloud.store import SqliteStore
 from devices.rot.testing import qdid_device
 from twin.core.identity import Ueid
 from twin.report import build_report
-from twin.runner import load
+from twin.runner import RunError, load, run_scenario
 from twin.scenario import Scenario, ScenarioError
 from twin.sim.broker import Endpoint, SimBroker
 from twin.sim.driver import SimRun
@@ -192,3 +192,11 @@ def test_a_bad_revocation_names_file_line_and_key(tmp_path: Path, text: str, whe
         load(path)
     (line,) = caught.value.problems
     assert line.startswith(f"{path}{where}") and message in line, line
+
+
+def test_live_mode_refuses_scenario_revocations_before_writing(tmp_path: Path) -> None:
+    """The live driver does not schedule revocations yet: say so rather than ignore them."""
+    sc = load("revocation").with_overrides(mode="live")
+    with pytest.raises(RunError, match="sim mode only"):
+        run_scenario(sc, tmp_path / "live")
+    assert not (tmp_path / "live").exists()
