@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cloud import pki
 from cloud.attestation import AttestationError, AttestationVerifier
 from cloud.errors import CertificateRejected, CloudError
-from cloud.inventory import AuditEvent, Event, Inventory, Record, State
+from cloud.inventory import AuditEvent, Event, Inventory, Record, State, Step
 from cloud.onboarding import Grants, device_grants
 from cloud.revocation import RevocationList
 from twin.core import codec, topics
@@ -325,15 +325,16 @@ class EnrolmentService:
 
     def _record_enrolment(self, record: Record, device: str, serial: int, firmware_key: bytes,
                           now: float, detail: Mapping[str, str]) -> None:
-        if record.state is State.REGISTERED:
-            self.inventory.fire(record.chip, Event.PROVISION, now, detail, device=device,
-                                tenant=self.tenant, certificate_serial=serial,
-                                firmware_key=firmware_key)
+        fields: dict[str, str | int | bytes] = {
+            "device": device, "tenant": self.tenant, "certificate_serial": serial,
+            "firmware_key": firmware_key}
+        onboard: Step = (Event.ONBOARD, {"grants": device}, {})
+        if record.state is State.REGISTERED:  # provision and onboard: one atomic write
+            self.inventory.fire_chain(record.chip, [(Event.PROVISION, detail, fields), onboard],
+                                      now)
         else:  # PROVISIONED: finish an interrupted enrolment with the new certificate
-            self.inventory.update(record.chip, now, "reissue", detail, device=device,
-                                  tenant=self.tenant, certificate_serial=serial,
-                                  firmware_key=firmware_key)
-        self.inventory.fire(record.chip, Event.ONBOARD, now, {"grants": device})
+            self.inventory.update(record.chip, now, "reissue", detail, **fields)
+            self.inventory.fire_chain(record.chip, [onboard], now)
 
     def _rotate(self, record: Record, ueid: Ueid, cert: x509.Certificate, firmware_key: bytes,
                 now: float, detail: Mapping[str, str]) -> Enrolment:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -106,6 +106,13 @@ class AuditEvent:
     detail: Mapping[str, str | int | float]
 
 
+Row = tuple[Record, Sequence[AuditEvent], bool]
+"""What one atomic inventory write stores per chip: the record, its audit events, and
+whether the record is new."""
+Step = tuple[Event, Mapping[str, str | int | float], Mapping[str, str | int | bytes]]
+"""One lifecycle step of :meth:`Inventory.fire_chain`: event, audit detail, field changes."""
+
+
 class Inventory(ABC):
     """The inventory interface; :class:`MemoryInventory` for tests, :class:`SqliteInventory`
     for runs and ``twin provision``."""
@@ -115,8 +122,8 @@ class Inventory(ABC):
         """The chip's record. Raises InventoryError for an unknown chip."""
 
     @abstractmethod
-    def _write(self, record: Record, audit: AuditEvent, new: bool) -> None:
-        """Store the record and its audit event atomically."""
+    def _write(self, rows: Sequence[Row]) -> None:
+        """Store every ``(record, its audit events, new)`` row in one atomic write."""
 
     @abstractmethod
     def audit(self, chip: str | None = None) -> list[AuditEvent]:
@@ -137,7 +144,7 @@ class Inventory(ABC):
         if self.find(chip) is not None:
             raise InventoryError(f"chip {chip} is already registered")
         record = Record(chip, attestation_key)
-        self._write(record, AuditEvent(now, chip, "register", dict(detail or {})), new=True)
+        self._write([(record, [AuditEvent(now, chip, "register", dict(detail or {}))], True)])
         return record
 
     def find(self, chip: str) -> Record | None:
@@ -155,16 +162,35 @@ class Inventory(ABC):
             InventoryError: unknown chip, or the event is not allowed in its state; nothing
                 is written.
         """
+        return self.fire_chain(chip, [(event, detail or {}, changes)], now)
+
+    def fire_chain(self, chip: str, steps: Sequence[Step], now: float) -> Record:
+        """Apply several lifecycle events in order, each audited, as one atomic write.
+
+        Enrolment's ``provision`` then ``onboard`` is one transaction this way, not two (on a
+        file-backed inventory each commit costs more than the rest of the write).
+
+        Args:
+            chip: the chip.
+            steps: ``(event, audit detail, field changes)`` in order.
+            now: the time of every audit event.
+
+        Raises:
+            InventoryError: unknown chip, or a step the state reached so far does not allow;
+                nothing at all is written then.
+        """
         record = self.get(chip)
-        try:
-            state = LIFECYCLE.next(record.state, event)
-        except TransitionError as exc:
-            raise InventoryError(f"chip {chip}: {exc}") from None
-        updated = replace(record, state=state, **changes)  # type: ignore[arg-type]
-        audit = AuditEvent(now, chip, event.value, {"from": record.state.value,
-                                                   "to": state.value, **(detail or {})})
-        self._write(updated, audit, new=False)
-        return updated
+        audits = []
+        for event, detail, changes in steps:
+            try:
+                state = LIFECYCLE.next(record.state, event)
+            except TransitionError as exc:
+                raise InventoryError(f"chip {chip}: {exc}") from None
+            audits.append(AuditEvent(now, chip, event.value, {"from": record.state.value,
+                                                             "to": state.value, **detail}))
+            record = replace(record, state=state, **changes)  # type: ignore[arg-type]
+        self._write([(record, audits, False)])
+        return record
 
     def update(self, chip: str, now: float, event: str,
                detail: Mapping[str, str | int | float] | None = None,
@@ -175,7 +201,7 @@ class Inventory(ABC):
             InventoryError: unknown chip.
         """
         updated = replace(self.get(chip), **changes)  # type: ignore[arg-type]
-        self._write(updated, AuditEvent(now, chip, event, dict(detail or {})), new=False)
+        self._write([(updated, [AuditEvent(now, chip, event, dict(detail or {}))], False)])
         return updated
 
     def note(self, chip: str, now: float, event: str,
@@ -185,7 +211,17 @@ class Inventory(ABC):
         Raises:
             InventoryError: unknown chip.
         """
-        self._write(self.get(chip), AuditEvent(now, chip, event, dict(detail or {})), new=False)
+        self.note_many([(chip, detail or {})], now, event)
+
+    def note_many(self, notes: Sequence[tuple[str, Mapping[str, str | int | float]]],
+                  now: float, event: str) -> None:
+        """Audit one event for many chips in one atomic write (e.g. a campaign's offers).
+
+        Raises:
+            InventoryError: an unknown chip; nothing is written.
+        """
+        self._write([(self.get(chip), [AuditEvent(now, chip, event, dict(detail))], False)
+                     for chip, detail in notes])
 
     def by_state(self) -> dict[str, int]:
         """How many chips are in each state."""
@@ -209,9 +245,10 @@ class MemoryInventory(Inventory):
         except KeyError:
             raise InventoryError(f"unknown chip {chip[:40]!r}") from None
 
-    def _write(self, record: Record, audit: AuditEvent, new: bool) -> None:
-        self._records[record.chip] = record
-        self._audit.append(audit)
+    def _write(self, rows: Sequence[Row]) -> None:
+        for record, audits, _new in rows:
+            self._records[record.chip] = record
+            self._audit.extend(audits)
 
     def audit(self, chip: str | None = None) -> list[AuditEvent]:
         """Audit events, oldest first."""
@@ -296,23 +333,25 @@ class SqliteInventory(Inventory):
             raise InventoryError(f"unknown chip {chip[:40]!r}")
         return self._record(row)
 
-    def _write(self, record: Record, audit: AuditEvent, new: bool) -> None:
+    def _write(self, rows: Sequence[Row]) -> None:
         # Serial numbers are up to 159 bits: stored as text, SQLite integers are 64-bit.
-        values = (record.chip, record.attestation_key, record.state.value, record.device,
-                  record.tenant, record.kind, record.patient, record.firmware,
-                  str(record.certificate_serial), record.firmware_key)
-        with self._db:  # one transaction: the state change and its audit row, or neither
+        with self._db:  # one transaction: the state changes and their audit rows, or nothing
             self._db.execute("BEGIN")
-            if new:
-                self._db.execute(f"INSERT INTO chips ({','.join(_FIELDS)}) "
-                                 "VALUES (?,?,?,?,?,?,?,?,?,?)", values)
-            else:  # UPDATE keeps the rowid, so records() stays in registration order
-                self._db.execute(
-                    "UPDATE chips SET attestation_key=?, state=?, device=?, tenant=?, kind=?,"
-                    " patient=?, firmware=?, certificate_serial=?, firmware_key=? WHERE chip=?",
-                    (*values[1:], values[0]))
-            self._db.execute("INSERT INTO audit VALUES (?,?,?,?)", (
-                audit.t, audit.chip, audit.event, json.dumps(dict(audit.detail), sort_keys=True)))
+            for record, audits, new in rows:
+                values = (record.chip, record.attestation_key, record.state.value,
+                          record.device, record.tenant, record.kind, record.patient,
+                          record.firmware, str(record.certificate_serial), record.firmware_key)
+                if new:
+                    self._db.execute(f"INSERT INTO chips ({','.join(_FIELDS)}) "
+                                     "VALUES (?,?,?,?,?,?,?,?,?,?)", values)
+                else:  # UPDATE keeps the rowid, so records() stays in registration order
+                    self._db.execute(
+                        "UPDATE chips SET attestation_key=?, state=?, device=?, tenant=?, kind=?,"
+                        " patient=?, firmware=?, certificate_serial=?, firmware_key=?"
+                        " WHERE chip=?", (*values[1:], values[0]))
+                self._db.executemany("INSERT INTO audit VALUES (?,?,?,?)", [
+                    (a.t, a.chip, a.event, json.dumps(dict(a.detail), sort_keys=True))
+                    for a in audits])
 
     def audit(self, chip: str | None = None) -> list[AuditEvent]:
         """Audit events, oldest first."""

@@ -119,12 +119,12 @@ def publish_ota(out: Path, image: bytes, sequence: int, canary: float = 0.05,
         for plan in plans:
             release = build_release(image, plan.component, sequence, signing, secret)
             published = _write_campaign(out, plan, release, canary)
-            now = run_now(platform)
-            for stage, devices in (("canary", published.canary), ("rollout", published.rollout)):
-                for device in devices:
-                    platform.inventory.note(plan.chips[device], now, "ota_offered", {
-                        "campaign": published.folder.name, "sequence": sequence,
-                        "stage": stage})
+            platform.inventory.note_many([
+                (plan.chips[device], {"campaign": published.folder.name, "sequence": sequence,
+                                      "stage": stage})
+                for stage, devices in (("canary", published.canary),
+                                       ("rollout", published.rollout))
+                for device in devices], run_now(platform), "ota_offered")
             done.append(published)
         return done
     finally:

@@ -137,3 +137,17 @@ def test_an_inventory_from_a_newer_schema_is_refused(tmp_path: Path):
     db.close()
     with pytest.raises(InventoryError, match="newer"):
         SqliteInventory(path)
+
+
+def test_a_chain_of_events_is_written_whole_or_not_at_all(inventory: Inventory):
+    inventory.register(CHIP, b"k", 0.0)
+    before = (inventory.get(CHIP), inventory.audit())
+    with pytest.raises(InventoryError):  # onboard, then provision: the second is not allowed
+        inventory.fire_chain(CHIP, [(Event.PROVISION, {}, {"device": "d"}),
+                                    (Event.ONBOARD, {}, {}), (Event.PROVISION, {}, {})], 1.0)
+    assert (inventory.get(CHIP), inventory.audit()) == before
+    done = inventory.fire_chain(CHIP, [(Event.PROVISION, {}, {"device": "d"}),
+                                       (Event.ONBOARD, {"grants": "d"}, {})], 1.0)
+    assert (done.state, done.device) == (State.ONBOARDED, "d")
+    assert [(a.event, a.detail["to"]) for a in inventory.audit(CHIP)[1:]] == [
+        ("provision", "provisioned"), ("onboard", "onboarded")]
