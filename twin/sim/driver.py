@@ -305,6 +305,8 @@ class SimRun:
             self._feed(ep, LinkDown("refused"), now)
             return
         link.connected = True
+        if self.platform is not None and ep.index >= 0:
+            self.platform.connected(ep.index, now)
         for message in list(link.inflight):  # MQTT-4.4.0-1: re-send unacknowledged PUBLISHes
             self._transmit(ep, message, now)
         held, ep.offline = ep.offline, deque()

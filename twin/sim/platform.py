@@ -23,7 +23,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from cloud import pki
-from cloud.inventory import MemoryInventory
+from cloud.inventory import Event, MemoryInventory, State
 from cloud.ota import Targets, plan_targets
 from cloud.revocation import Revocation
 from devices.enrolment import EnrolmentClient
@@ -91,6 +91,13 @@ class SimPlatform:
             self.identities.append(Identity(done.chip, done.device, done.serial,
                                             made.device.firmware_key()))
         return self.identities
+
+    def connected(self, number: int, now: float) -> None:
+        """A device's session came up: its first one makes it ``active`` in the inventory
+        (audited), as a platform sees a device go into service."""
+        chip = self.identities[number].chip
+        if self.platform.inventory.get(chip).state is State.ONBOARDED:
+            self.platform.inventory.fire(chip, Event.ACTIVATE, now)
 
     def revoke(self, event: RevocationEvent, now: float) -> Revocation:
         """Revoke the event's devices (by fleet number, or a whole kind) through the platform.

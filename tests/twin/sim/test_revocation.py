@@ -74,7 +74,7 @@ def test_revocation_goes_through_the_platform_and_the_broker_refuses_reconnects(
     revoked = {sim.fleet.endpoints[i].principal.name for i in (0, 4)}
     r = report["security"]["revocations"]
     assert (r["events"], r["devices"], r["crl_number"]) == (1, 2, 1)
-    assert r["inventory"] == {"onboarded": 7, "revoked": 2}
+    assert r["inventory"] == {"active": 7, "revoked": 2}
     assert r["sessions_dropped"] == 2 and r["connects_refused"] >= 2
     denied = [json.loads(d) for (d,) in db.execute(
         "SELECT detail FROM notices WHERE name = 'connect_denied'")]
