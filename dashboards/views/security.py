@@ -186,6 +186,20 @@ def ota(report: dict[str, Any] | None) -> None:
                    "the rest of the fleet.", icon=":material/pause_circle:")
 
 
+def revocations(report: dict[str, Any] | None) -> None:
+    """Revocations through the platform (report ``security.revocations``), if the run had any."""
+    revoked = (report or {}).get("security", {}).get("revocations") or {}
+    if not revoked.get("devices"):
+        st.caption("No certificate was revoked in this run; the `revocation` scenario "
+                   "revokes devices through the platform.")
+        return
+    cols = st.columns(4)
+    cols[0].metric("devices revoked", f"{revoked['devices']:,}")
+    cols[1].metric("CRL number", f"{revoked['crl_number']}")
+    cols[2].metric("sessions dropped", f"{revoked['sessions_dropped']:,}")
+    cols[3].metric("reconnects refused", f"{revoked['connects_refused']:,}")
+
+
 def counters_row(report: dict[str, Any] | None, prefix: str) -> None:
     """The report's counters named ``prefix...`` (``commands.``, ``ota.``), if any."""
     c = (report or {}).get("counters") or {}
@@ -254,10 +268,10 @@ def render() -> None:
 
     st.subheader("Quarantined and revoked devices")
     counters_row(ctx.report, "commands.")
+    revocations(ctx.report)
     bad = fleet[fleet["state"].isin(("quarantined", "decommissioned"))]
     if bad.empty:
-        st.caption("No device is quarantined or decommissioned. Certificate revocation is "
-                   "recorded once the platform issue adds the CA and CRL.")
+        st.caption("No device is quarantined or decommissioned.")
     else:
         st.dataframe(bad[["serial", "kind", "state", "alerts"]], hide_index=True,
                      width="stretch")

@@ -1,14 +1,19 @@
-"""The Security page's monitor alerts (from the store's ``security_alerts``) and OTA campaigns
-(from report.json ``platform.ota``), checked against both; older runs say what is missing."""
+"""The Security page's monitor alerts (from the store's ``security_alerts``), OTA campaigns
+(from report.json ``platform.ota``) and revocations (``security.revocations``), checked
+against both; older runs say what is missing."""
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from dashboards import charts
 from tests.dashboards.conftest import SECURITY_ALERTS, app_on, metrics, report_of
 from tests.dashboards.test_clinical import figure, values
+from twin.runner import load, run_scenario
+from twin.scenario import Scenario
 
 
 def test_security_alerts_match_the_store_by_rule_and_severity(monitored: Path):
@@ -87,3 +92,28 @@ def test_an_older_run_says_monitor_and_campaigns_are_not_there(old_store: Path):
     notes = " ".join(i.value for i in at.info)
     assert "Security monitor alerts: not in this run yet" in notes
     assert "Firmware update campaigns: not in this run yet" in notes
+
+
+@pytest.fixture(scope="module")
+def revoked(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("revoked") / "run"
+    data = load("revocation").model_dump()
+    data["revocations"] = [{"at": 120.0, "devices": [1, 7]}]
+    data["fleet"]["devices"] = {"ecg_patch": 4, "bp_cuff": 4, "sweat_patch": 4}
+    run_scenario(Scenario.model_validate({**data, "duration": 600.0}), out)
+    return out
+
+
+def test_revocations_show_what_the_platform_and_broker_did(revoked: Path):
+    r = report_of(revoked)["security"]["revocations"]
+    at = app_on(revoked, "Security")
+    assert not at.exception
+    m = metrics(at)
+    assert (m["devices revoked"], m["CRL number"]) == ("2", "1")
+    assert m["sessions dropped"] == f"{r['sessions_dropped']:,}"
+    assert m["reconnects refused"] == f"{r['connects_refused']:,}" != "0"
+
+
+def test_a_run_without_revocations_says_so(baseline: Path):
+    captions = " ".join(c.value for c in app_on(baseline, "Security").caption)
+    assert "No certificate was revoked in this run" in captions
