@@ -193,7 +193,7 @@ class Fleet(BaseModel):
     identity: Literal["seeded", "qdid"] = "seeded"
     """``qdid``: every device is a QDID chip (PUF, fuzzy extractor, keys on demand) enrolled
     through the platform's enrolment service before the run (attestation token over a
-    platform nonce, CSR, certificate), about 4-5 ms of CPU a device. ``seeded``: identities
+    platform nonce, CSR, certificate), about 3 ms of CPU a device. ``seeded``: identities
     drawn from the run seed, no platform (fast; no revocations)."""
 
     @field_validator("devices")

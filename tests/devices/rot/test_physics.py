@@ -70,3 +70,24 @@ def test_conditions_outside_the_model_are_refused() -> None:
         Conditions(temp_c=400.0)
     with pytest.raises(ValueError):
         average_margin(manufacture(SeedTree(1), [0]), NOMINAL, np.random.default_rng(0), 0)
+
+
+def test_the_sum_of_reads_drawn_at_once_has_the_moments_of_separate_reads() -> None:
+    """Enrolment draws the sum of its reads as one Poisson + Gaussian draw. Its mean must be
+    ``reads * mean`` and its variance ``reads * (mean + ktc**2)`` (shot noise and the reset
+    noise of every read), exactly what summing separate reads gives; a reset noise scaled as
+    one read (variance ``ktc**2``, not ``reads * ktc**2``) would be 20 % short here."""
+    chips = manufacture(SeedTree(2), [0])
+    pairs = np.arange(64)[None, :]
+    reads, trials = 8, 3000
+    rng = np.random.default_rng(4)
+    summed = np.stack([read_counts(chips, NOMINAL, rng, pairs, reads=reads)
+                       for _ in range(trials)])
+    separate = np.stack([sum(read_counts(chips, NOMINAL, rng, pairs) for _ in range(reads))
+                         for _ in range(trials // 10)])
+    mean = mean_electrons(chips, NOMINAL, pairs).astype(np.float64)
+    ktc2 = 1.380649e-23 * 298.15 * chips.params.cap_f / 1.602176634e-19 ** 2
+    expected_var = reads * (mean + ktc2)
+    assert np.mean(summed.mean(axis=0) / (reads * mean)) == pytest.approx(1.0, abs=2e-3)
+    assert np.mean(summed.var(axis=0) / expected_var) == pytest.approx(1.0, abs=0.03)
+    assert np.mean(separate.var(axis=0) / expected_var) == pytest.approx(1.0, abs=0.06)
