@@ -83,6 +83,7 @@ def build_report(result: RunResult, store: RunStore) -> dict[str, Any]:
             "defences": {name: sc.defence_on(name) for name in DEFENCES},
             "identities": "qdid" if sc.mode == "live" else sc.fleet.identity,
             "revocations": _revocations(result),
+            "renewals": _renewals(c),
             "psa_scorecard": {
                 str(n): {"name": name, "status": "not assessed",
                          "evidence": "no attack in this run exercises this goal"}
@@ -103,6 +104,13 @@ def _revocations(result: RunResult) -> dict[str, Any]:
             "sessions_dropped": c.get("broker.sessions_dropped", 0),
             "connects_refused": c.get("broker.connect_denied", 0),
             "inventory": platform.get("inventory", {})}
+
+
+def _renewals(counters: dict[str, int]) -> dict[str, int]:
+    """Certificate renewals before expiry, and what expiry cost devices that did not renew."""
+    return {"renewed": counters.get("platform.renewed", 0),
+            "refused": counters.get("platform.renewal_refused", 0),
+            "expired_connects_refused": counters.get("broker.connect_denied.expired", 0)}
 
 
 def _round(value: float | None) -> float | None:
@@ -170,6 +178,11 @@ def _security_lines(report: dict[str, Any]) -> list[str]:
                   f"revocation(s) (CRL {revoked['crl_number']}); the broker dropped "
                   f"{revoked['sessions_dropped']:,} session(s) and refused "
                   f"{revoked['connects_refused']:,} reconnect(s).", ""]
+    renewals = security.get("renewals") or {}
+    if any(renewals.values()):
+        lines += [f"Certificates renewed before expiry: {renewals['renewed']:,} "
+                  f"({renewals['refused']:,} refused); reconnects refused for an expired "
+                  f"certificate: {renewals['expired_connects_refused']:,}.", ""]
     if security.get("alerts"):
         lines += ["Security-monitor alerts:", ""]
         lines += [*_table(("rule", "alerts"), list(security["alerts"].items())), ""]

@@ -195,6 +195,21 @@ class Fleet(BaseModel):
     through the platform's enrolment service before the run (attestation token over a
     platform nonce, CSR, certificate), about 3 ms of CPU a device. ``seeded``: identities
     drawn from the run seed, no platform (fast; no revocations)."""
+    certificate_validity: PositiveDuration = 7 * 86400.0
+    """Lifetime of the operational certificates the platform issues (``identity: qdid``)."""
+    renew_window: Duration = 2 * 86400.0
+    """A device renews its certificate (fresh attestation and CSR) once less than this is
+    left; 0 switches renewal off, so certificates expire and the broker refuses them."""
+
+    @field_validator("renew_window")
+    @classmethod
+    def _window_inside_validity(cls, value: float, info: ValidationInfo) -> float:
+        validity = info.data.get("certificate_validity")
+        if value < 0 or (validity is not None and value >= validity):
+            raise PydanticCustomError(
+                "renew_window", "must be >= 0 and shorter than certificate_validity ({v})",
+                {"v": format_duration(validity or 0.0)})
+        return value
 
     @field_validator("devices")
     @classmethod

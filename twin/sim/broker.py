@@ -33,6 +33,7 @@ class Endpoint:
         offline: messages the broker holds for it while its session is down.
         index: position in the fleet (-1 for the cloud).
         serial: the serial of the certificate it presents (0: the run has no platform PKI).
+        expires: that certificate's notAfter in run seconds (infinite without a PKI).
     """
 
     principal: Principal
@@ -41,6 +42,7 @@ class Endpoint:
     latency: LatencySampler
     index: int = -1
     serial: int = 0
+    expires: float = float("inf")
     timers: dict[str, int] = field(default_factory=dict)
     offline: deque[tuple[str, bytes]] = field(default_factory=deque)
 
@@ -72,14 +74,16 @@ class SimBroker:
         self._revoked_serials = frozenset(entry.serial_number for entry in crl)
         self.crl_number = number
 
-    def connect(self, client: Endpoint) -> None:
-        """Open ``client``'s session: the CRL check of its certificate (the TLS handshake),
-        then the policy.
+    def connect(self, client: Endpoint, now: float = 0.0) -> None:
+        """Open ``client``'s session: the checks of its certificate in the TLS handshake
+        (validity period, CRL), then the policy.
 
         Raises:
-            AccessDenied: the certificate is on the CRL (RFC 5280 6.3), or the policy refused
-                the identity (e.g. revoked).
+            AccessDenied: the certificate has expired (RFC 5280 6.1.3 (a)(2)) or is on the CRL
+                (RFC 5280 6.3), or the policy refused the identity (e.g. revoked).
         """
+        if now > client.expires:
+            raise AccessDenied("certificate expired")
         if client.serial and client.serial in self._revoked_serials:
             raise AccessDenied("certificate revoked (on the CRL)")
         self.policy.authorize_connect(client.principal)

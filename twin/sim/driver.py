@@ -16,11 +16,13 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import simpy
 
 from broker.policy import AccessDenied, BrokerPolicy, Principal, Role
+from cloud.enrolment import EnrolmentError
 from cloud.errors import CampaignError
 from cloud.firmware import build_release
 from cloud.ingest import CloudCore
@@ -100,7 +102,8 @@ class SimRun:
         self.broker = SimBroker(BrokerPolicy(topic_acl=scenario.defence_on("topic_acl")))
         self.platform: SimPlatform | None = None
         if scenario.fleet.identity == "qdid":  # enrolled by the platform before the run
-            self.platform = SimPlatform(seeds, scenario.fleet.tenant)
+            validity = timedelta(seconds=scenario.fleet.certificate_validity)
+            self.platform = SimPlatform(seeds, scenario.fleet.tenant, validity)
             self.platform.enrol_fleet(fleet_kinds(scenario))
         identities = self.platform.identities if self.platform else []
         self.fleet: Fleet = build_fleet(scenario, seeds, access, identities)
@@ -137,6 +140,10 @@ class SimRun:
             self._at(sc.ota.at, self._start_campaign)
         for revocation in sc.revocations:
             self._at(revocation.at, self._revoke, revocation)
+        if self.platform is not None and sc.fleet.renew_window > 0:
+            spread = SeedTree(sc.seed).rng("platform", "renewal")
+            for ep in self.fleet.endpoints:
+                self._schedule_renewal(ep, float(spread.uniform(0.0, 0.5)))
         self.env.process(self._stepper())
         self.env.run(until=sc.duration + DRAIN_S)
         self.store.flush()
@@ -298,9 +305,11 @@ class SimRun:
             self._feed(ep, LinkDown("unreachable"), now)
             return
         try:
-            self.broker.connect(ep)
+            self.broker.connect(ep, now)
         except AccessDenied as exc:
             self.counters["broker.connect_denied"] += 1
+            if "expired" in str(exc):
+                self.counters["broker.connect_denied.expired"] += 1
             self._notice("broker", "connect_denied", ep, str(exc), now)
             self._feed(ep, LinkDown("refused"), now)
             return
@@ -379,6 +388,33 @@ class SimRun:
             by_kind.setdefault(updater.component, {})[ep.principal.name] = \
                 updater.decryption_public_key
         return by_kind
+
+    def _schedule_renewal(self, ep: Endpoint, jitter: float) -> None:
+        """Renew when the certificate enters its renewal window (plus a share of the window,
+        so a fleet enrolled together does not renew in one burst)."""
+        window = self.scenario.fleet.renew_window
+        due = ep.expires - window * (1.0 - jitter)
+        if due < self.scenario.duration:
+            self._at(due, self._renew, ep, jitter)
+
+    def _renew(self, ep: Endpoint, jitter: float) -> None:
+        """The device renews: it re-attests over a fresh nonce and sends a fresh CSR (the
+        exchange belongs on its session, so an offline device tries again a minute later)."""
+        assert self.platform is not None
+        now = self.env.now
+        if not ep.link.connected:
+            if now < ep.expires:
+                self._at(now + 60.0, self._renew, ep, jitter)
+            return
+        try:
+            renewed = self.platform.renew(ep.index, now)
+        except EnrolmentError as exc:
+            self.counters["platform.renewal_refused"] += 1
+            self._notice("platform", "renewal_refused", ep, exc.reason, now)
+            return
+        ep.serial, ep.expires = renewed.serial, renewed.expires
+        self.counters["platform.renewed"] += 1
+        self._schedule_renewal(ep, jitter)
 
     def _revoke(self, event: Revocation) -> None:
         """Revoke through the platform, publish the CRL to the broker, update its policy and

@@ -119,7 +119,8 @@ def build_fleet(scenario: Scenario, seeds: SeedTree, access: LatencySampler,
             core = WearableCore(ueid, kind, tenant, Battery(PROFILES[kind], float(soc[i])),
                                 seeds.rng("device", i), config, updater)
             endpoints.append(Endpoint(Principal(Role.DEVICE, tenant, ueid), core, Link(),
-                                      access, index=i, serial=enrolled.serial if enrolled else 0))
+                                      access, index=i, serial=enrolled.serial if enrolled else 0,
+                                      expires=enrolled.expires if enrolled else float("inf")))
             serials.append(f"{SERIAL_PREFIX[kind]}-{j + 1:05d}")
         for source, start, count in _sources(scenario, kind, n, cohort, seeds):
             for g in range(PHASE_GROUPS):

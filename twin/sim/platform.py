@@ -9,24 +9,31 @@ The run keeps only what a device needs afterwards (its identity, certificate ser
 firmware-decryption key, about 1 KB); the chip's cell arrays (64 KiB each) are dropped as
 soon as it has enrolled, so a large fleet does not hold 640 MB of silicon.
 
-Revocations go through :func:`cloud.revocation.revoke` (audited inventory transition and a
-new CRL); the driver hands the CRL and the names to the simulated broker, which checks both
-on every connect exactly as the real broker does (TLS CRL check, then ``broker.policy``).
+Renewal (:meth:`SimPlatform.renew`) boots the device again from its silicon and runs the same
+exchange with a fresh nonce and CSR. Revocations go through :func:`cloud.revocation.revoke`
+(audited inventory transition and a new CRL); the driver hands the CRL and the names to the
+simulated broker, which checks both on every connect exactly as the real broker does (TLS
+validity and CRL checks, then ``broker.policy``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from cloud import pki
+from cloud.enrolment import Enrolment
 from cloud.inventory import Event, MemoryInventory, State
 from cloud.ota import Targets, plan_targets
 from cloud.revocation import Revocation
 from devices.enrolment import EnrolmentClient
+from devices.rot.device import QdidDevice
+from devices.rot.hazmat import Flash
+from devices.rot.physics import NOMINAL, manufacture
+from devices.rot.testing import FIRMWARE
 from twin.core.clock import RUN_EPOCH
 from twin.core.messages import Kind
 from twin.core.seeds import SeedTree
@@ -47,12 +54,23 @@ class Identity:
         device: the device identity its certificate names (UEID hex of the identity key).
         serial: the certificate's serial number (what a CRL lists).
         firmware_key: the PUF-derived firmware-decryption key the update client holds.
+        number: the chip's number (its silicon is made again from the seed to re-boot).
+        flash: its flash (helper data, derivation index: public, a few hundred bytes).
+        expires: the certificate's notAfter, in run seconds.
     """
 
     chip: str
     device: str
     serial: int
     firmware_key: ec.EllipticCurvePrivateKey
+    number: int
+    flash: Flash
+    expires: float
+
+
+def _expires(done: Enrolment) -> float:
+    """A certificate's notAfter in run seconds."""
+    return (done.certificate.not_valid_after_utc - RUN_EPOCH).total_seconds()
 
 
 def fleet_kinds(scenario: Scenario) -> list[Kind]:
@@ -68,14 +86,16 @@ class SimPlatform:
         tenant: the fleet's tenant.
     """
 
-    def __init__(self, seeds: SeedTree, tenant: str) -> None:
+    def __init__(self, seeds: SeedTree, tenant: str, validity: timedelta = VALIDITY) -> None:
         self.seeds = seeds
         root = pki.make_root(platform_key(seeds, "root"), ORG, RUN_EPOCH)
         issuing = pki.make_issuing(root, platform_key(seeds, "issuing"), ORG, RUN_EPOCH)
         self.platform = Platform(root.certificate, issuing, MemoryInventory(), tenant,
-                                 ENDPOINT, RUN_EPOCH, VALIDITY)
+                                 ENDPOINT, RUN_EPOCH, validity)
         self.identities: list[Identity] = []
         self.revocations: list[Revocation] = []
+        self.renewals = 0
+        self._nonces = seeds.rng("platform", "nonces")
 
     def enrol_fleet(self, kinds: list[Kind]) -> list[Identity]:
         """Manufacture, register and enrol one QDID device per entry of ``kinds``, at t = 0.
@@ -83,14 +103,35 @@ class SimPlatform:
         Raises:
             EnrolmentError, EnrolmentFailed: a genuine device was refused (a bug).
         """
-        rng = self.seeds.rng("platform", "nonces")
         for number, kind in enumerate(kinds):
             made = self.platform.manufacture(self.seeds, number, 0.0, kind.value)
             client = EnrolmentClient(made.device, made.chip, self.platform.tenant)
-            done = self.platform.enrol(client, rng, 0.0)
+            done = self.platform.enrol(client, self._nonces, 0.0)
             self.identities.append(Identity(done.chip, done.device, done.serial,
-                                            made.device.firmware_key()))
+                                            made.device.firmware_key(), number,
+                                            made.device.flash, _expires(done)))
         return self.identities
+
+    def renew(self, number: int, now: float) -> Identity:
+        """Renew device ``number``'s certificate: it boots (its PUF read again, its keys
+        derived on demand), attests over a fresh nonce and sends a fresh CSR.
+
+        Returns:
+            Its identity with the new certificate's serial and expiry.
+
+        Raises:
+            EnrolmentError: the platform refused (a revoked device, for one).
+        """
+        old = self.identities[number]
+        device = QdidDevice(manufacture(self.seeds, [old.number]), old.flash)
+        device.boot(NOMINAL, self.seeds.rng("chip", old.number, "boot", "renew", int(now)),
+                    FIRMWARE)
+        client = EnrolmentClient(device, old.chip, self.platform.tenant)
+        done = self.platform.enrol(client, self._nonces, now)
+        renewed = replace(old, serial=done.serial, expires=_expires(done))
+        self.identities[number] = renewed
+        self.renewals += 1
+        return renewed
 
     def connected(self, number: int, now: float) -> None:
         """A device's session came up: its first one makes it ``active`` in the inventory
@@ -124,7 +165,7 @@ class SimPlatform:
     def summary(self) -> dict[str, Any]:
         """For the report: what the platform did in this run."""
         last = self.revocations[-1].crl_number if self.revocations else None
-        return {"enrolled": len(self.identities),
+        return {"enrolled": len(self.identities), "renewed": self.renewals,
                 "inventory": self.platform.inventory.by_state(),
                 "revocations": len(self.revocations),
                 "revoked": sum(len(r.chips) for r in self.revocations),

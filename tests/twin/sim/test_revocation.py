@@ -1,5 +1,6 @@
-"""Platform identities and revocation in the sim: a QDID fleet enrolled by the platform, a
-revocation through the platform core, and the simulated broker refusing the revoked devices.
+"""Platform identities, revocation and renewal in the sim: a QDID fleet enrolled by the
+platform, a revocation through the platform core, the simulated broker refusing the revoked
+devices, and certificates renewed before they expire (or refused once expired).
 
 The refusal must come from a real check: the simulated broker's CRL lookup of the presented
 certificate's serial (and, behind it, ``broker.policy``), the same way the real broker refuses
@@ -200,3 +201,57 @@ def test_live_mode_refuses_scenario_revocations_before_writing(tmp_path: Path) -
     with pytest.raises(RunError, match="sim mode only"):
         run_scenario(sc, tmp_path / "live")
     assert not (tmp_path / "live").exists()
+
+
+# ---------------------------------------------------------------- renewal before expiry
+
+
+def renewal_scenario(window: float) -> Scenario:
+    """20-minute certificates, an hour's run, half the fleet offline at minute 40."""
+    data = load("baseline").with_overrides(devices=8, duration=3600, seed=SEED).model_dump()
+    data["fleet"].update(identity="qdid", certificate_validity=1200.0, renew_window=window)
+    data["network"]["outages"] = [{"at": 2400.0, "duration": 60.0, "fraction": 0.5}]
+    return Scenario.model_validate(data)
+
+
+def test_certificates_renewed_before_expiry_keep_the_fleet_connected(tmp_path: Path) -> None:
+    sim, report, _ = run(tmp_path, renewal_scenario(300.0))
+    renewals = report["security"]["renewals"]
+    assert renewals == {"renewed": 8 * 3, "refused": 0, "expired_connects_refused": 0}
+    assert report["devices_by_state"] == {"streaming": 8}
+    inventory = sim.platform.platform.inventory
+    for identity, ep in zip(sim.platform.identities, sim.fleet.endpoints, strict=True):
+        assert [a.event for a in inventory.audit(identity.chip)].count("renew") == 3
+        assert ep.serial == inventory.get(identity.chip).certificate_serial
+        assert ep.expires > 3600.0
+
+
+def test_without_renewal_an_expired_certificate_is_refused_on_reconnect(tmp_path: Path
+                                                                       ) -> None:
+    _, report, db = run(tmp_path, renewal_scenario(0.0))
+    renewals = report["security"]["renewals"]
+    assert renewals["renewed"] == 0 and renewals["expired_connects_refused"] > 0
+    assert report["devices_by_state"] == {"reconnecting": 4, "streaming": 4}  # the outage half
+    reasons = {json.loads(d)["why"] for (d,) in db.execute(
+        "SELECT detail FROM notices WHERE name = 'connect_denied'")}
+    assert reasons == {"certificate expired"}
+
+
+def test_the_sim_broker_refuses_an_expired_certificate() -> None:
+    broker = SimBroker(BrokerPolicy())
+    client = _endpoint(Ueid.from_random(bytes(16)).hex, 5)
+    client.expires = 100.0
+    broker.connect(client, 100.0)
+    with pytest.raises(AccessDenied, match="expired"):
+        broker.connect(client, 100.5)
+
+
+def test_a_renewal_window_not_shorter_than_the_validity_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("name: rev\nduration: 10m\nfleet:\n  identity: qdid\n"
+                    "  certificate_validity: 1h\n  renew_window: 2h\n"
+                    "  devices: {ecg_patch: 3}\n")
+    with pytest.raises(ScenarioError) as caught:
+        load(path)
+    (line,) = caught.value.problems
+    assert line.startswith(f"{path}:6: fleet.renew_window: must be >= 0 and shorter"), line
