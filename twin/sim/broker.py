@@ -20,6 +20,10 @@ from twin.core.subscriptions import SubscriptionTree
 from twin.sim.network import LatencySampler, Link
 
 
+class CertificateExpired(AccessDenied):
+    """The client's certificate is past its notAfter (counted apart from revocations)."""
+
+
 @dataclass(eq=False, slots=True)
 class Endpoint:
     """A client of the simulated broker: a wearable or the cloud, with its link and timers.
@@ -83,7 +87,7 @@ class SimBroker:
                 (RFC 5280 6.3), or the policy refused the identity (e.g. revoked).
         """
         if now > client.expires:
-            raise AccessDenied("certificate expired")
+            raise CertificateExpired("certificate expired")
         if client.serial and client.serial in self._revoked_serials:
             raise AccessDenied("certificate revoked (on the CRL)")
         self.policy.authorize_connect(client.principal)

@@ -22,8 +22,6 @@ from typing import Any
 import simpy
 
 from broker.policy import AccessDenied, BrokerPolicy, Principal, Role
-from cloud.enrolment import EnrolmentError
-from cloud.errors import CampaignError
 from cloud.firmware import build_release
 from cloud.ingest import CloudCore
 from cloud.monitor import QuarantineRequest, SecurityMonitor
@@ -47,13 +45,13 @@ from twin.core.events import (
     TimerFired,
 )
 from twin.core.firmware import SELF_TEST_FAIL
-from twin.core.messages import Kind
 from twin.core.seeds import SeedTree
-from twin.scenario.schema import Revocation, Scenario
-from twin.sim.broker import Endpoint, SimBroker
+from twin.scenario.schema import Scenario
+from twin.sim.broker import CertificateExpired, Endpoint, SimBroker
 from twin.sim.fleet import Fleet, build_fleet, platform_signing_key
 from twin.sim.network import InFlight, LatencySampler, Link
 from twin.sim.platform import SimPlatform, fleet_kinds
+from twin.sim.platform_events import PlatformEvents
 from twin.sim.windows import load_models, record_episodes, window_events
 
 DRAIN_S = 30.0
@@ -107,6 +105,7 @@ class SimRun:
             self.platform.enrol_fleet(fleet_kinds(scenario))
         identities = self.platform.identities if self.platform else []
         self.fleet: Fleet = build_fleet(scenario, seeds, access, identities)
+        self.platform_events = PlatformEvents(self, self.platform) if self.platform else None
         tenant = scenario.fleet.tenant
         cloud_core = CloudCore(tenant, replay_window=scenario.defence_on("replay_window"))
         self.cloud = Endpoint(Principal(Role.CLOUD, tenant, "cloud"), cloud_core, Link(), backhaul)
@@ -138,12 +137,8 @@ class SimRun:
             self._at(outage.at, self._outage_start, number, outage.fraction, outage.duration)
         if sc.ota is not None:
             self._at(sc.ota.at, self._start_campaign)
-        for revocation in sc.revocations:
-            self._at(revocation.at, self._revoke, revocation)
-        if self.platform is not None and sc.fleet.renew_window > 0:
-            spread = SeedTree(sc.seed).rng("platform", "renewal")
-            for ep in self.fleet.endpoints:
-                self._schedule_renewal(ep, float(spread.uniform(0.0, 0.5)))
+        if self.platform_events is not None:
+            self.platform_events.schedule()  # revocations and renewals
         self.env.process(self._stepper())
         self.env.run(until=sc.duration + DRAIN_S)
         self.store.flush()
@@ -308,7 +303,7 @@ class SimRun:
             self.broker.connect(ep, now)
         except AccessDenied as exc:
             self.counters["broker.connect_denied"] += 1
-            if "expired" in str(exc):
+            if isinstance(exc, CertificateExpired):
                 self.counters["broker.connect_denied.expired"] += 1
             self._notice("broker", "connect_denied", ep, str(exc), now)
             self._feed(ep, LinkDown("refused"), now)
@@ -355,30 +350,14 @@ class SimRun:
         image = ((SELF_TEST_FAIL if ota.faulty else b"") + filler)[: ota.image_bytes]
         signing = platform_signing_key(seeds)
         secret = seeds.entropy("platform", "firmware-secret", n_bytes=32)
-        by_kind = self._platform_targets() if self.platform else self._firmware_keys()
+        by_kind = (self.platform_events.ota_targets(ota.sequence) if self.platform_events
+                   else self._firmware_keys())
         # One release and campaign per component: each kind runs its own application image.
         for component, targets in by_kind.items():
             release = build_release(image, component, ota.sequence, signing, secret)
             campaign = Campaign(release, targets, canary_fraction=ota.canary)
             self.campaigns.append(campaign)
             self._feed(self.cloud, StartCampaign(campaign), self.env.now)
-
-    def _platform_targets(self) -> dict[str, dict[str, Any]]:
-        """Targets from the inventory: the firmware keys recorded at enrolment, devices in a
-        state that takes updates; a component the platform refuses is noted, not sent."""
-        assert self.platform is not None and self.scenario.ota is not None
-        by_kind: dict[str, dict[str, Any]] = {}
-        for kind in Kind:
-            if not self.scenario.fleet.devices.get(kind.value):
-                continue
-            try:
-                targets = self.platform.ota_targets(kind.value, self.scenario.ota.sequence)
-            except CampaignError as exc:
-                self._record([Notice("platform", "ota_refused", {
-                    "kind": kind.value, "reason": exc.reason})], self.env.now)
-                continue
-            by_kind[targets.component] = dict(targets.keys)
-        return by_kind
 
     def _firmware_keys(self) -> dict[str, dict[str, Any]]:
         """Seeded identities have no platform: each device's update client tells its key."""
@@ -388,57 +367,6 @@ class SimRun:
             by_kind.setdefault(updater.component, {})[ep.principal.name] = \
                 updater.decryption_public_key
         return by_kind
-
-    def _schedule_renewal(self, ep: Endpoint, jitter: float) -> None:
-        """Renew when the certificate enters its renewal window (plus a share of the window,
-        so a fleet enrolled together does not renew in one burst)."""
-        window = self.scenario.fleet.renew_window
-        due = ep.expires - window * (1.0 - jitter)
-        if due < self.scenario.duration:
-            self._at(due, self._renew, ep, jitter)
-
-    def _renew(self, ep: Endpoint, jitter: float) -> None:
-        """The device renews: it re-attests over a fresh nonce and sends a fresh CSR (the
-        exchange belongs on its session, so an offline device tries again a minute later)."""
-        assert self.platform is not None
-        now = self.env.now
-        if not ep.link.connected:
-            if now < ep.expires:
-                self._at(now + 60.0, self._renew, ep, jitter)
-            return
-        try:
-            renewed = self.platform.renew(ep.index, now)
-        except EnrolmentError as exc:
-            self.counters["platform.renewal_refused"] += 1
-            self._notice("platform", "renewal_refused", ep, exc.reason, now)
-            return
-        ep.serial, ep.expires = renewed.serial, renewed.expires
-        self.counters["platform.renewed"] += 1
-        self._schedule_renewal(ep, jitter)
-
-    def _revoke(self, event: Revocation) -> None:
-        """Revoke through the platform, publish the CRL to the broker, update its policy and
-        drop the revoked devices' sessions; their reconnects are then refused by the broker's
-        own checks (the CRL, then the policy)."""
-        assert self.platform is not None  # the schema requires fleet.identity: qdid
-        now = self.env.now
-        done = self.platform.revoke(event, now)
-        self.broker.load_crl(done.crl)
-        revoked = set(done.devices)
-        for device in revoked:
-            self.broker.policy.revoke(device)
-        for ep in self.fleet.endpoints:
-            if ep.principal.name not in revoked:
-                continue
-            self.broker.drop(ep)
-            if ep.link.connected:
-                self.counters["broker.sessions_dropped"] += 1
-                ep.link.drop(now)
-                self._feed(ep, LinkDown("revoked"), now)
-        self.counters["platform.revoked"] += len(done.chips)
-        self._record([Notice("platform", "revoked", {
-            "devices": len(done.chips), "crl_number": done.crl_number,
-            "reason": event.reason})], now)
 
     def _notice(self, source: str, name: str, ep: Endpoint, why: str, now: float) -> None:
         detail: dict[str, str | int | float] = {"who": ep.principal.name, "why": why}
