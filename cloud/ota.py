@@ -202,6 +202,8 @@ def plan_targets(records: list[Record], kind: str, sequence: int) -> Targets:
             assert isinstance(key, ec.EllipticCurvePublicKey)  # checked at enrolment
             keys[record.device] = key
     if not keys:
-        raise CampaignError("no_targets", f"no {kind} device can take an update")
+        why = (" has a firmware key on record (enrolled before keys were recorded: renew "
+               "them first)" if eligible else " is in a state that takes updates")
+        raise CampaignError("no_targets", f"no {kind} device{why}")
     return Targets(f"{kind}/app", keys, {r.device: r.chip for r in eligible},
                    tuple(r.device for r in eligible if not r.firmware_key))

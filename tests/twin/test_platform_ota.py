@@ -196,3 +196,22 @@ def test_bad_ota_flags_exit_2_with_one_line(fleet: Path, tmp_path: Path, args: l
     missing = CliRunner().invoke(_app(), ["platform", "ota", str(fleet), "--image",
                                           str(tmp_path / "none.bin"), "--version", "3"])
     assert missing.exit_code == 2 and "--image" in missing.output
+
+
+def test_devices_enrolled_before_firmware_keys_were_recorded_are_left_out(
+        tmp_path: Path, fleet: Path) -> None:
+    out = tmp_path / "fleet"
+    shutil.copytree(fleet, out)
+    inventory = SqliteInventory(out / "inventory.sqlite")
+    cuffs = [r for r in inventory.records() if r.kind == "bp_cuff"]
+    inventory.update(cuffs[0].chip, 1.0, "test", firmware_key=b"")  # as a version-1 file
+    inventory.close()
+    (published,) = publish_ota(out, IMAGE, 7, kinds=("bp_cuff",))
+    assert published.without_key == (cuffs[0].device,)
+    assert published.canary + published.rollout == (cuffs[1].device,)
+    inventory = SqliteInventory(out / "inventory.sqlite")
+    inventory.update(cuffs[1].chip, 1.0, "test", firmware_key=b"")
+    inventory.close()
+    with pytest.raises(CampaignError, match="renew them first") as caught:
+        publish_ota(out, IMAGE, 8, kinds=("bp_cuff",))
+    assert caught.value.reason == "no_targets"
