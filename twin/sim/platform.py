@@ -84,6 +84,7 @@ class SimPlatform:
     Args:
         seeds: the run's seed tree.
         tenant: the fleet's tenant.
+        validity: the lifetime of the certificates it issues.
     """
 
     def __init__(self, seeds: SeedTree, tenant: str, validity: timedelta = VALIDITY) -> None:
