@@ -12,10 +12,11 @@ drives the cores with the events the sim driver gives them:
   (the sim's :func:`~twin.sim.fleet.build_fleet` groups, so the values are the sim's),
   one numpy batch per kind and phase group, on the wall clock scaled by ``time_scale``.
 
-Concurrency: the cores, the store and the broker all live on one asyncio event loop (one
-thread, so the cores need no locks). Each paho client runs its own network thread
-(``loop_start``) and posts its events to that loop (:mod:`twin.live.mqtt`); paho's threads
-use ``select()``, so one process holds at most :data:`~twin.live.mqtt.MAX_LINKS` devices.
+Concurrency: the cores, the store, the broker and every paho client's socket live on one
+asyncio event loop (one thread, epoll; :mod:`twin.live.mqtt`), so the cores need no locks and
+the fleet size is bounded by memory and descriptors, not by ``select()``. The fleet powers on
+in batches of :data:`STORM_BATCH` so that the blocking TCP connects never overflow the
+broker's accept queue.
 Time: the fleet powers on at simulated time 0 and the clock starts once every device has
 connected (the connection storm is measured, :attr:`LiveRun.fleet_connect_s`, not
 simulated); then ``now = (loop.time() - t0) * time_scale``. Windows are stamped with their
@@ -55,7 +56,7 @@ from twin.core.events import (
 )
 from twin.core.seeds import SeedTree
 from twin.live.identities import LiveError, assign, read_identities
-from twin.live.mqtt import MAX_LINKS, MqttLink, client_context
+from twin.live.mqtt import LinkPool, MqttLink, client_context
 from twin.platform import provision
 from twin.scenario.schema import Scenario
 from twin.sim.driver import RunResult
@@ -72,6 +73,10 @@ FLEET_UP_S = 30.0
 (devices still connecting then buffer their windows and send them on connecting)."""
 DRAIN_S = 10.0
 """Wall seconds after the last window for in-flight messages to be acknowledged and stored."""
+STORM_BATCH = 50
+"""Devices powered on together; the next batch waits while :data:`STORM_CONNECTING` are
+still connecting (a storm paced like this connects fastest on a loaded machine)."""
+STORM_CONNECTING = 100
 
 
 def check_supported(scenario: Scenario, time_scale: float) -> None:
@@ -87,9 +92,6 @@ def check_supported(scenario: Scenario, time_scale: float) -> None:
                                            ("attacks", scenario.attacks)) if used]
     if unsupported:
         raise LiveError(f"live mode cannot run {', '.join(unsupported)} yet")
-    if scenario.device_count() > MAX_LINKS:
-        raise LiveError(f"live mode runs at most {MAX_LINKS} devices per process "
-                        f"(paho's select() loop), not {scenario.device_count()}")
 
 
 @dataclass
@@ -137,6 +139,7 @@ class LiveRun:
         self.peers: dict[int, Peer] = {}
         self._seeds = seeds
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool: LinkPool | None = None
         self._t0: float | None = None
         self._closing = False
         self._sent = self._acked = self._telemetry_sent = 0
@@ -207,14 +210,15 @@ class LiveRun:
         settings = BrokerSettings(TlsFiles.from_run_dir(self.run_dir))
         async with EmbeddedBroker(settings) as broker:
             ca = self.run_dir / "pki" / "root.pem"
+            self._pool = pool = LinkPool(loop)
             for tag, peer in self.peers.items():
                 peer.link = MqttLink(peer.name, client_context(ca, *self._files[tag]),
-                                     settings.host, broker.port, loop, self, tag)
+                                     settings.host, broker.port, pool, self, tag)
             try:
                 await self._run_fleet()
             finally:
                 self.broker_stats = broker.stats()
-                self._close()
+                await self._close()
         self._count_broker()
 
     async def _run_fleet(self) -> None:
@@ -227,10 +231,7 @@ class LiveRun:
         except TimeoutError:
             raise LiveError("the cloud could not connect and subscribe to the broker") from None
         powered = loop.time()
-        for tag, peer in self.peers.items():  # at simulated time 0: the clock is not running
-            if tag != CLOUD:
-                self._feed(peer, Provisioned())
-                self._feed(peer, PowerOn())
+        await self._power_on([p for tag, p in self.peers.items() if tag != CLOUD])
         while len(self._up) < len(self.peers) - 1 and loop.time() < powered + FLEET_UP_S:
             await asyncio.sleep(0.01)
         self.fleet_connect_s = loop.time() - powered if self._up else None
@@ -239,6 +240,22 @@ class LiveRun:
         deadline = loop.time() + DRAIN_S
         while not self._drained() and loop.time() < deadline:
             await asyncio.sleep(0.02)
+
+    async def _power_on(self, devices: list[Peer]) -> None:
+        """Provision and power on the fleet at simulated time 0 (the clock is not running),
+        :data:`STORM_BATCH` devices at a time."""
+        for start in range(0, len(devices), STORM_BATCH):
+            while self._connecting() > STORM_CONNECTING:
+                await asyncio.sleep(0.005)
+            for peer in devices[start:start + STORM_BATCH]:
+                self._feed(peer, Provisioned())
+                self._feed(peer, PowerOn())
+            await asyncio.sleep(0)
+
+    def _connecting(self) -> int:
+        """Devices with a socket open that have not had their first CONNACK."""
+        return sum(1 for tag, p in self.peers.items()
+                   if tag != CLOUD and tag not in self._up and p.link is not None and p.link.open)
 
     def _drained(self) -> bool:
         """Every PUBLISH acknowledged, every buffer sent, every window seen by the cloud."""
@@ -272,14 +289,14 @@ class LiveRun:
         """The provisioned identity of the device at fleet index ``index``."""
         return self.peers[index].name
 
-    def _close(self) -> None:
+    async def _close(self) -> None:
         """Cancel timers and close every connection (their disconnects are not LinkDowns)."""
         self._closing = True
         for peer in self.peers.values():
             for handle in peer.timers.values():
                 handle.cancel()
-            if peer.link is not None:
-                peer.link.disconnect()
+        if self._pool is not None:
+            await self._pool.close()
 
     def _count_broker(self) -> None:
         s = self.broker_stats
