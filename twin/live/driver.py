@@ -34,8 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from broker.embedded import BrokerSettings, EmbeddedBroker
-from broker.tls import TlsFiles
+from broker.embedded import EmbeddedBroker
 from cloud.ingest import CloudCore
 from cloud.monitor import SecurityMonitor
 from cloud.store import DeviceRow, RunStore
@@ -55,6 +54,7 @@ from twin.core.events import (
     TimerFired,
 )
 from twin.core.seeds import SeedTree
+from twin.live.brokers import BrokerAddress, BrokerTraffic, serve
 from twin.live.identities import LiveError, assign, read_identities
 from twin.live.mqtt import LinkPool, MqttLink, client_context
 from twin.platform import provision
@@ -66,6 +66,8 @@ from twin.sim.windows import load_models, record_episodes, window_events
 
 CLOUD = -1
 """The cloud's tag among the peers (devices are tagged with their fleet index)."""
+CLOUD_RETRY_S = 0.5
+"""Wall seconds before the cloud's link is reconnected after it dropped."""
 CLOUD_READY_S = 10.0
 """Wall seconds to wait for the cloud's subscriptions before giving up."""
 FLEET_UP_S = 30.0
@@ -110,9 +112,13 @@ class LiveRun:
     Args:
         scenario: the validated scenario (no outages, OTA campaign or attacks yet).
         store: where the cloud writes telemetry, events, alerts and notices.
-        run_dir: an empty folder to provision the fleet into (PKI, device credentials).
+        run_dir: an empty folder to provision the fleet into (PKI, device credentials), or
+            with ``provisioned``, a fleet ``twin provision`` wrote (at least as many devices).
         time_scale: simulated seconds per wall second (10: a minute of patient time in 6 s).
         progress: called with the simulated time after every stepper tick.
+        broker: an external broker to use instead of starting the embedded one (it must
+            trust ``run_dir``'s CA: pass ``provisioned=True``).
+        provisioned: ``run_dir`` already holds the fleet; do not provision.
 
     Raises:
         LiveError: the scenario asks for something live mode cannot do yet, or is too big.
@@ -120,8 +126,14 @@ class LiveRun:
 
     def __init__(self, scenario: Scenario, store: RunStore, run_dir: Path, *,
                  time_scale: float = 1.0,
-                 progress: Callable[[float], None] | None = None) -> None:
+                 progress: Callable[[float], None] | None = None,
+                 broker: BrokerAddress | None = None, provisioned: bool = False) -> None:
         check_supported(scenario, time_scale)
+        self.external = broker
+        self.provisioned = provisioned
+        self.traffic: BrokerTraffic | None = None
+        """Messages through the run's broker (set once the broker is up)."""
+        self._broker: EmbeddedBroker | None = None
         self.scenario = scenario
         self.store = store
         self.run_dir = run_dir
@@ -174,12 +186,14 @@ class LiveRun:
         """
         started = time.perf_counter()
         sc = self.scenario
-        provision(self.run_dir, sc.device_count(), seed=sc.seed, tenant=sc.fleet.tenant)
+        if not self.provisioned:
+            provision(self.run_dir, sc.device_count(), seed=sc.seed, tenant=sc.fleet.tenant)
         self._build_devices()
         asyncio.run(self._main())
         self.store.flush()
         devices = [p for tag, p in self.peers.items() if tag != CLOUD]
         pending = sum(len(p.core.buffer) for p in devices) + max(0, self._sent - self._acked)
+        self._count_in_transit(pending)
         states = Counter(p.core.state.value for p in devices)
         return RunResult(sc, len(devices), sc.duration, time.perf_counter() - started,
                          dict(self.counters), pending, dict(sorted(states.items())), [])
@@ -207,19 +221,34 @@ class LiveRun:
     async def _main(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
         self._cloud_ready = asyncio.Event()
-        settings = BrokerSettings(TlsFiles.from_run_dir(self.run_dir))
-        async with EmbeddedBroker(settings) as broker:
+        async with serve(self.run_dir, self.external) as (traffic, broker):
+            self.traffic, self._broker = traffic, broker
+            host = self.external.host if self.external else "127.0.0.1"
+            port = self.external.port if self.external else broker.port if broker else 0
             ca = self.run_dir / "pki" / "root.pem"
             self._pool = pool = LinkPool(loop)
             for tag, peer in self.peers.items():
                 peer.link = MqttLink(peer.name, client_context(ca, *self._files[tag]),
-                                     settings.host, broker.port, pool, self, tag)
+                                     host, port, pool, self, tag)
             try:
                 await self._run_fleet()
             finally:
-                self.broker_stats = broker.stats()
+                if broker is not None:
+                    self.broker_stats = broker.stats()
+                    traffic.restarts = broker.restarts
                 await self._close()
         self._count_broker()
+
+    async def restart_broker(self) -> None:
+        """Restart the embedded broker in order (tests, demos): devices reconnect with their
+        back-off and re-send what was not acknowledged; nothing may be lost.
+
+        Raises:
+            LiveError: the run uses an external broker.
+        """
+        if self._broker is None:
+            raise LiveError("only the embedded broker can be restarted by the run")
+        await self._broker.restart()
 
     async def _run_fleet(self) -> None:
         loop = asyncio.get_running_loop()
@@ -298,6 +327,17 @@ class LiveRun:
         if self._pool is not None:
             await self._pool.close()
 
+    def _count_in_transit(self, pending: int) -> None:
+        """Count as lost the telemetry that was published, is not buffered or awaiting a
+        PUBACK, and never reached the store: a broker acknowledged it and did not deliver
+        it. Never silently dropped (issue 7: "what overflowed is counted as lost")."""
+        c = self.counters
+        missing = (c["telemetry.published"] - self.store.count("telemetry")
+                   - c["telemetry.rejected"] - c["telemetry.lost"] - pending)
+        if missing > 0:
+            c["telemetry.lost"] += missing
+            c["telemetry.lost.in_transit"] += missing
+
     def _count_broker(self) -> None:
         s = self.broker_stats
         for name in ("handshakes_failed", "rate_dropped", "rate_cut"):
@@ -340,6 +380,8 @@ class LiveRun:
         if effect.topic.endswith("/telemetry"):
             self._telemetry_sent += 1
         peer.link.publish(effect.topic, effect.payload, effect.qos)
+        if self.traffic is not None:
+            self.traffic.published += 1
 
     def _subscribe(self, peer: Peer, effect: Subscribe) -> None:
         assert peer.link is not None
@@ -378,27 +420,38 @@ class LiveRun:
         if self._closing:
             return
         self.counters["live.connected"] += 1
+        if self.traffic is not None:
+            self.traffic.connections += 1
         if link.tag != CLOUD:
             self._up.add(link.tag)
         self._feed(self.peers[link.tag], LinkUp())
 
     def on_down(self, link: MqttLink, reason: str) -> None:
-        """A connection failed or dropped: ``LinkDown`` (paho's thread reconnects)."""
+        """A connection failed or dropped: ``LinkDown``; a device's core decides when to
+        reconnect (its back-off), the cloud (a service, not a core with a lifecycle) is
+        reconnected by the driver after :data:`CLOUD_RETRY_S` wall seconds."""
         if self._closing:
             return
         self.counters["live.link_down"] += 1
         if reason.startswith("refused"):
             self.counters["live.connect_refused"] += 1
         self._feed(self.peers[link.tag], LinkDown(reason.split(":")[0]))
+        if link.tag == CLOUD:
+            assert self._loop is not None
+            self._loop.call_later(CLOUD_RETRY_S, link.connect)
 
     def on_message(self, link: MqttLink, topic: str, payload: bytes) -> None:
         """A PUBLISH for this client: ``MessageReceived``."""
+        if self.traffic is not None:
+            self.traffic.delivered += 1
         if not self._closing:
             self._feed(self.peers[link.tag], MessageReceived(topic, payload))
 
     def on_acked(self, link: MqttLink) -> None:
         """A PUBLISH was acknowledged."""
         self._acked += 1
+        if self.traffic is not None:
+            self.traffic.acknowledged += 1
 
     def on_subscribed(self, link: MqttLink, refused: int) -> None:
         """A SUBACK: count refusals; the cloud is ready once all its filters are granted."""
