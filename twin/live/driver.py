@@ -55,7 +55,7 @@ from twin.core.events import (
 )
 from twin.core.seeds import SeedTree
 from twin.live.brokers import BrokerAddress, BrokerTraffic, serve
-from twin.live.identities import LiveError, assign, read_identities
+from twin.live.identities import LiveError, assign, read_identities, read_tenant
 from twin.live.mqtt import LinkPool, MqttLink, client_context
 from twin.platform import provision
 from twin.scenario.schema import Scenario
@@ -188,6 +188,9 @@ class LiveRun:
         sc = self.scenario
         if not self.provisioned:
             provision(self.run_dir, sc.device_count(), seed=sc.seed, tenant=sc.fleet.tenant)
+        elif (tenant := read_tenant(self.run_dir)) != sc.fleet.tenant:
+            raise LiveError(f"{self.run_dir} holds a fleet of tenant {tenant!r}; the scenario's "
+                            f"is {sc.fleet.tenant!r}")
         self._build_devices()
         asyncio.run(self._main())
         self.store.flush()
