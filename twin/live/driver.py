@@ -17,6 +17,13 @@ asyncio event loop (one thread, epoll; :mod:`twin.live.mqtt`), so the cores need
 the fleet size is bounded by memory and descriptors, not by ``select()``. The fleet powers on
 in batches of :data:`STORM_BATCH` so that the blocking TCP connects never overflow the
 broker's accept queue.
+Brokers: the embedded broker (started here) or an external one (:mod:`twin.live.brokers`);
+:meth:`LiveRun.restart_broker` restarts the embedded one in order mid-run. Nothing is
+silently lost: telemetry acknowledged by a broker and never stored is counted as lost.
+
+Length: over 400 lines. One class interprets every effect of the cores and every event of
+the links on one loop; splitting it would spread that loop's state over modules.
+
 Time: the fleet powers on at simulated time 0 and the clock starts once every device has
 connected (the connection storm is measured, :attr:`LiveRun.fleet_connect_s`, not
 simulated); then ``now = (loop.time() - t0) * time_scale``. Windows are stamped with their
