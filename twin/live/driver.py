@@ -54,6 +54,7 @@ from twin.core.events import (
     LinkDown,
     LinkUp,
     MessageReceived,
+    Notice,
     PowerOn,
     Publish,
     StartTimer,
@@ -96,8 +97,7 @@ def check_supported(scenario: Scenario, time_scale: float) -> None:
     """
     if time_scale <= 0:
         raise LiveError("time_scale must be positive")
-    unsupported = [name for name, used in (("network outages", scenario.network.outages),
-                                           ("an OTA campaign", scenario.ota),
+    unsupported = [name for name, used in (("an OTA campaign", scenario.ota),
                                            ("attacks", scenario.attacks)) if used]
     if unsupported:
         raise LiveError(f"live mode cannot run {', '.join(unsupported)} yet")
@@ -157,6 +157,7 @@ class LiveRun:
         self._models = load_models()
         self.peers: dict[int, Peer] = {}
         self._seeds = seeds
+        self._outage_rng = seeds.rng("network", "outages")  # the sim's stream for outages
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: LinkPool | None = None
         self._t0: float | None = None
@@ -275,7 +276,13 @@ class LiveRun:
             await asyncio.sleep(0.01)
         self.fleet_connect_s = loop.time() - powered if self._up else None
         self._t0 = loop.time()  # the patients' clock starts once the fleet is online
-        await self._stepper()
+        outages = [asyncio.ensure_future(self._outage(n, o.at, o.fraction, o.duration))
+                   for n, o in enumerate(self.scenario.network.outages)]
+        try:
+            await self._stepper()
+        finally:
+            for task in outages:
+                task.cancel()
         deadline = loop.time() + DRAIN_S
         while not self._drained() and loop.time() < deadline:
             await asyncio.sleep(0.02)
@@ -301,6 +308,25 @@ class LiveRun:
         buffered = any(len(p.core.buffer) for t, p in self.peers.items() if t != CLOUD)
         return (not buffered and self._acked >= self._sent
                 and self.counters["telemetry.delivered"] >= self._telemetry_sent)
+
+    async def _outage(self, number: int, at: float, fraction: float, duration: float) -> None:
+        """A network outage: the chosen devices' sockets are cut at ``at`` and their
+        reconnection attempts fail as unreachable until ``at + duration`` (simulated
+        seconds). The devices are chosen as the sim chooses them (same seed stream)."""
+        await asyncio.sleep(max(0.0, at - self._now()) / self.time_scale)
+        devices = [p for tag, p in sorted(self.peers.items()) if tag != CLOUD]
+        count = max(1, round(fraction * len(devices)))
+        chosen = sorted(self._outage_rng.choice(len(devices), size=count, replace=False).tolist())
+        self.store.apply([Notice("network", "outage", {"number": number, "devices": count,
+                                                       "duration_s": duration})], self._now())
+        links = [link for i in chosen if (link := devices[i].link) is not None]
+        for link in links:
+            link.unreachable = True
+            link.abort()
+        self.counters["live.outage_cut"] += len(links)
+        await asyncio.sleep(duration / self.time_scale)
+        for link in links:
+            link.unreachable = False
 
     async def _stepper(self) -> None:
         """Close every device's windows on schedule, one numpy batch per kind and phase group

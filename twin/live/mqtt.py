@@ -158,6 +158,8 @@ class MqttLink:
         self._sock: Any = None
         self._attempt_started: float | None = None  # loop time of the open attempt
         self._wanted = False  # connect() called and disconnect() not since
+        self.unreachable = False
+        """True during a network outage: connection attempts fail at once."""
         self._first = True
         c = _Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                     protocol=mqtt.MQTTv311, clean_session=clean_session)
@@ -188,6 +190,9 @@ class MqttLink:
         or ``on_down``. The TCP connect itself blocks (immediate on loopback)."""
         self._wanted = True
         if self._sock is not None:
+            return
+        if self.unreachable:
+            self._post(self._listener.on_down, "unreachable: network outage")
             return
         try:
             if self._first:

@@ -152,8 +152,8 @@ def test_a_dropped_connection_reconnects_and_its_buffered_windows_are_stored(
 def test_unsupported_scenarios_are_refused_before_anything_starts(tmp_path: Path) -> None:
     store = SqliteStore.create(tmp_path / "store.sqlite")
     try:
-        with pytest.raises(LiveError, match="outages"):
-            LiveRun(load("outage").with_overrides(devices=DEVICES), store, tmp_path / "a")
+        with pytest.raises(LiveError, match="OTA campaign"):
+            LiveRun(load("ota").with_overrides(devices=DEVICES), store, tmp_path / "a")
         with pytest.raises(LiveError, match="time_scale"):
             LiveRun(_scenario(), store, tmp_path / "c", time_scale=0)
     finally:
@@ -191,4 +191,31 @@ def test_a_broker_restart_mid_run_loses_nothing_and_stores_nothing_twice(
                   "SELECT device, seq, COUNT(*) FROM telemetry GROUP BY device, seq "
                   "HAVING COUNT(*) > 1")
     assert rows == []
+    assert report["devices_by_state"] == {"streaming": 8}
+
+
+def _with_outage(devices: int, duration: float, at: float, length: float,
+                 fraction: float) -> Scenario:
+    data = _scenario(devices).model_dump()
+    data["duration"] = duration
+    data["network"]["outages"] = [{"at": at, "duration": length, "fraction": fraction}]
+    return Scenario.model_validate(data)
+
+
+@pytest.mark.slow
+def test_a_60_s_outage_in_live_mode_loses_nothing_that_fit_in_the_buffers(
+        tmp_path: Path) -> None:
+    """Issue 7 item 4: half the fleet's sockets are cut at 20 s and their reconnects fail for
+    60 simulated seconds; they buffer, back off with jitter, reconnect and drain in order."""
+    store = SqliteStore.create(tmp_path / "store.sqlite")
+    try:
+        run = LiveRun(_with_outage(8, 150, 20, 60, 0.5), store, tmp_path / "run",
+                      time_scale=SCALE)
+        report = build_report(run.run(), store)
+    finally:
+        store.close()
+    t, c = report["telemetry"], report["counters"]
+    assert c["live.outage_cut"] == 4 and c["live.link_down"] > 4, c
+    assert t["published"] > 0 and t["stored"] == t["published"], t
+    assert (t["lost"], t["pending"], t["duplicates"], t["gaps"]) == (0, 0, 0, 0), t
     assert report["devices_by_state"] == {"streaming": 8}
