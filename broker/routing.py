@@ -13,9 +13,10 @@ ADR 0011):
 * **acknowledged QoS 1 messages were lost when their publisher disconnected**: amqtt sends
   PUBACK once a message is in the session's delivery queue, and its client loop stops
   reading that queue at the disconnect, so whatever was still queued was never routed (and a
-  clean session's queue is then cleared; ARCHITECTURE.md measured 45-49 % lost) ->
-  :meth:`_client_message_loop` routes what is left after the loop ends, and a session about
-  to be replaced is drained first;
+  clean session's queue is then cleared by its session monitor; ARCHITECTURE.md measured
+  45-49 % lost) -> what is left is routed when the disconnect is handled, before the session
+  counts as disconnected (and again when the loop ends, for its other exits), and a session
+  about to be replaced is drained first;
 * **topic checks went through a task per plugin call** (one per PUBLISH and one per receiver)
   -> the gate is asked directly (:mod:`broker.hardened`);
 * **a restart forgot every persistent session** and dropped the broadcast queue -> an orderly
@@ -166,6 +167,14 @@ class RoutingBroker(Broker):  # type: ignore[misc]  # amqtt ships no types
             if self._loops.get(client_id) is current:
                 del self._loops[client_id]
 
+    async def _handle_disconnect(self, client_session: Session, handler: BrokerProtocolHandler,
+                                 disconnect_waiter: asyncio.Future[Any]) -> None:
+        """Route what is left in the delivery queue *before* the session is marked
+        disconnected: amqtt's session monitor clears a disconnected clean session's queues
+        within a second, so routing after that point still lost messages."""
+        await self._route_acknowledged(client_session, handler)
+        await super()._handle_disconnect(client_session, handler, disconnect_waiter)
+
     async def _route_acknowledged(self, session: Session, handler: Any) -> None:
         """Route the messages left in ``session``'s delivery queue (already PUBACKed)."""
         queue = session.delivered_message_queue
@@ -207,6 +216,18 @@ class RoutingBroker(Broker):  # type: ignore[misc]  # amqtt ships no types
             await asyncio.wait(loops, timeout=DRAIN_TIMEOUT_S)
         while self._deliveries and asyncio.get_running_loop().time() < deadline:
             await asyncio.wait(list(self._deliveries), timeout=0.5)
+
+    async def shutdown(self) -> None:
+        """Close every connection (transport first, see :meth:`end_connection`), cancel
+        deliveries still waiting for a PUBACK, then amqtt's shutdown. Call :meth:`drain`
+        first for an orderly stop."""
+        for task in list(self._deliveries):
+            task.cancel()
+        for _session, handler in list(self._sessions.values()):
+            transport = getattr(getattr(handler.writer, "_writer", None), "transport", None)
+            if transport is not None:
+                transport.abort()
+        await super().shutdown()
 
     def sessions_snapshot(self) -> list[SessionState]:
         """The persistent sessions, with their subscriptions and queued messages."""

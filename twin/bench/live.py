@@ -66,9 +66,13 @@ class EmbeddedProcess:
             raise RuntimeError(f"twin broker did not start: {line.strip()}")
 
     def stop(self) -> None:
-        """SIGTERM, then wait."""
+        """SIGTERM, then wait (kill after 30 s: a benchmark must end)."""
         self.process.terminate()
-        self.process.wait(20)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
 
 
 async def _measure(harness: Harness, pid: int, rate: float, seconds: float) -> dict[str, Any]:
