@@ -158,6 +158,8 @@ class MqttLink:
         self._sock: Any = None
         self._attempt_started: float | None = None  # loop time of the open attempt
         self._wanted = False  # connect() called and disconnect() not since
+        self._flush_pending = False  # a write is scheduled for the next loop turn
+        self._watching = False  # the socket is registered for writability
         self.unreachable = False
         """True during a network outage: connection attempts fail at once."""
         self._first = True
@@ -246,14 +248,31 @@ class MqttLink:
     def _socket_close(self, _c: object, _u: object, sock: Any) -> None:
         self._loop.remove_reader(sock)
         self._loop.remove_writer(sock)
+        self._watching = False
         if sock is self._sock:
             self._sock = None
 
     def _want_write(self, _c: object, _u: object, sock: Any) -> None:
-        self._loop.add_writer(sock, self._writable)
+        # Try the write on the next loop turn first; only a socket that could not take it all
+        # is watched for writability (an epoll registration per PUBLISH cost ~6 % of a
+        # 1,000-device run).
+        if not self._flush_pending:
+            self._flush_pending = True
+            self._loop.call_soon(self._flush, sock)
+
+    def _flush(self, sock: Any) -> None:
+        self._flush_pending = False
+        if sock is not self._sock:
+            return
+        self.client.loop_write()
+        if sock is self._sock and self.client.want_write() and not self._watching:
+            self._watching = True
+            self._loop.add_writer(sock, self._writable)
 
     def _done_writing(self, _c: object, _u: object, sock: Any) -> None:
-        self._loop.remove_writer(sock)
+        if self._watching:
+            self._watching = False
+            self._loop.remove_writer(sock)
 
     def _readable(self) -> None:
         sock = self._sock
@@ -271,6 +290,7 @@ class MqttLink:
         if sock is not None:
             self._loop.remove_reader(sock)
             self._loop.remove_writer(sock)
+            self._watching = False
             with contextlib.suppress(OSError):
                 sock.close()
 
