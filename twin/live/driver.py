@@ -118,7 +118,7 @@ class LiveRun:
     """One live run of a scenario.
 
     Args:
-        scenario: the validated scenario (no outages, OTA campaign or attacks yet).
+        scenario: the validated scenario (no OTA campaign or attacks yet).
         store: where the cloud writes telemetry, events, alerts and notices.
         run_dir: an empty folder to provision the fleet into (PKI, device credentials), or
             with ``provisioned``, a fleet ``twin provision`` wrote (at least as many devices).
@@ -329,13 +329,15 @@ class LiveRun:
         self.store.apply([Notice("network", "outage", {"number": number, "devices": count,
                                                        "duration_s": duration})], self._now())
         links = [link for i in chosen if (link := devices[i].link) is not None]
-        for link in links:
-            link.unreachable = True
-            link.abort()
-        self.counters["live.outage_cut"] += len(links)
-        await asyncio.sleep(duration / self.time_scale)
-        for link in links:
-            link.unreachable = False
+        try:
+            for link in links:
+                link.unreachable = True
+                link.abort()
+            self.counters["live.outage_cut"] += len(links)
+            await asyncio.sleep(duration / self.time_scale)
+        finally:  # also when the run ends first: the drain may still reconnect them
+            for link in links:
+                link.unreachable = False
 
     async def _stepper(self) -> None:
         """Close every device's windows on schedule, one numpy batch per kind and phase group
