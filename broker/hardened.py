@@ -24,7 +24,7 @@ import logging
 import time
 from typing import Any
 
-from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter, WriterAdapter
+from amqtt.adapters import StreamReaderAdapter, WriterAdapter
 from amqtt.contexts import Action, ListenerConfig, ListenerType
 from amqtt.errors import AMQTTError, MQTTError
 from amqtt.mqtt.connack import IDENTIFIER_REJECTED, NOT_AUTHORIZED, ConnackPacket
@@ -34,7 +34,7 @@ from amqtt.session import Session
 from broker.gate import ClientIdRejected, Gate
 from broker.plugins import peer_der
 from broker.policy import AccessDenied, Role
-from broker.routing import RoutingBroker
+from broker.routing import CoalescingWriter, RoutingBroker
 from broker.tls import TlsServer
 
 log = logging.getLogger("medtwin.broker")
@@ -113,7 +113,7 @@ class HardenedBroker(RoutingBroker):
         """Serve one connection; nothing a peer sends may escape as an exception."""
         try:
             await self._client_connected(listener_name, BoundedReader(reader, self.max_packet),
-                                         StreamWriterAdapter(writer))
+                                         CoalescingWriter(writer))
         except Exception as exc:  # a peer's bytes end its connection, never the broker
             log.info("connection ended: %s", type(exc).__name__)
         finally:  # stock amqtt leaves the socket open after a refused or malformed CONNECT
