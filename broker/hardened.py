@@ -22,12 +22,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
-from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter, WriterAdapter
-from amqtt.broker import Broker
-from amqtt.contexts import ListenerConfig, ListenerType
+from amqtt.adapters import StreamReaderAdapter, WriterAdapter
+from amqtt.contexts import Action, ListenerConfig, ListenerType
 from amqtt.errors import AMQTTError, MQTTError
 from amqtt.mqtt.connack import IDENTIFIER_REJECTED, NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
@@ -35,7 +33,8 @@ from amqtt.session import Session
 
 from broker.gate import ClientIdRejected, Gate
 from broker.plugins import peer_der
-from broker.policy import AccessDenied
+from broker.policy import AccessDenied, Role
+from broker.routing import CoalescingWriter, RoutingBroker
 from broker.tls import TlsServer
 
 log = logging.getLogger("medtwin.broker")
@@ -73,24 +72,7 @@ class BoundedReader(StreamReaderAdapter):  # type: ignore[misc]  # amqtt ships n
         return data
 
 
-class SnapshotDict(dict[str, Any]):
-    """A dict whose iteration works on a snapshot of its keys or items.
-
-    amqtt 0.12.1 awaits the topic plugins inside ``for k, v in self._subscriptions.items()``
-    (``_run_broadcast``); a SUBSCRIBE handled meanwhile adds a filter and the loop dies with
-    "dictionary changed size during iteration", so the message reaches no subscriber later in
-    the dict (seen 2-12 times per 300-device connection storm). Iterating a snapshot is what
-    those loops mean; replacing the dict fixes every such loop without copying amqtt's code.
-    """
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(super().keys()))
-
-    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
-        return list(super().items())
-
-
-class HardenedBroker(Broker):  # type: ignore[misc]  # amqtt ships no types
+class HardenedBroker(RoutingBroker):
     """An amqtt broker whose sessions are decided by a :class:`~broker.gate.Gate`.
 
     Args:
@@ -104,7 +86,6 @@ class HardenedBroker(Broker):  # type: ignore[misc]  # amqtt ships no types
     def __init__(self, config: dict[str, Any], gate: Gate, tls: TlsServer,
                  max_packet: int, connect_timeout: float) -> None:
         super().__init__(config)
-        self._subscriptions = SnapshotDict(self._subscriptions)  # type: ignore[has-type]
         self.gate = gate
         self.tls = tls
         self.max_packet = max_packet
@@ -132,7 +113,7 @@ class HardenedBroker(Broker):  # type: ignore[misc]  # amqtt ships no types
         """Serve one connection; nothing a peer sends may escape as an exception."""
         try:
             await self._client_connected(listener_name, BoundedReader(reader, self.max_packet),
-                                         StreamWriterAdapter(writer))
+                                         CoalescingWriter(writer))
         except Exception as exc:  # a peer's bytes end its connection, never the broker
             log.info("connection ended: %s", type(exc).__name__)
         finally:  # stock amqtt leaves the socket open after a refused or malformed CONNECT
@@ -172,7 +153,9 @@ class HardenedBroker(Broker):  # type: ignore[misc]  # amqtt ships no types
         old = self._sessions.get(client_id)
         if old is not None and old[0].transitions.is_connected():
             old[0].will_flag = False  # a replaced connection is not an abnormal loss
-            await old[1].stop()
+            await self.end_connection(old[1])
+        if old is not None:  # what the old connection sent and was acknowledged goes on
+            await self._route_acknowledged(old[0], old[1])
         if session.clean_session:
             await self._delete_session(client_id)  # MQTT-3.1.2-6
             session.parent = 0
@@ -191,6 +174,28 @@ class HardenedBroker(Broker):  # type: ignore[misc]  # amqtt ships no types
             session.keep_alive += delay
         return session
 
+    async def _topic_filtering(self, session: Session, topic: str, action: Action) -> bool:
+        """Ask the gate directly (the plugin manager would create a task per call); the
+        plugins stay configured for a stock broker and give the same answers."""
+        client_id = session.client_id if session is not None else None
+        if action is Action.PUBLISH:
+            return self.gate.publish(client_id, topic, time.monotonic())
+        if action is Action.SUBSCRIBE:
+            return self.gate.subscribe(client_id, topic)
+        if action is Action.RECEIVE:
+            return self.gate.receive(client_id)
+        return False
+
+    def may_receive(self, session: Session, topic: str) -> bool:
+        """A session may be sent messages while its identity stays admitted and unrevoked."""
+        return self.gate.receive(session.client_id)
+
+    def drains_first(self, client_id: str) -> bool:
+        """Devices publish telemetry: an orderly stop ends them first, so that what they sent
+        reaches the cloud before the cloud's connection closes."""
+        who = self.gate.principal(client_id)
+        return who is not None and who.role is Role.DEVICE
+
     def _cut_soon(self, client_id: str) -> None:
         task = asyncio.ensure_future(self.disconnect(client_id))
         self._background.add(task)
@@ -208,9 +213,10 @@ class HardenedBroker(Broker):  # type: ignore[misc]  # amqtt ships no types
         entry[0].will_flag = False
         if forget:
             self.gate.forget(client_id)
+            await self.end_connection(entry[1])
             await self._cleanup_session(client_id)
         else:
-            await self._stop_handler(entry[1])
+            await self.end_connection(entry[1])
         return True
 
 

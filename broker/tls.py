@@ -159,6 +159,11 @@ def _crl_number(crl: x509.CertificateRevocationList) -> int:
         return -1
 
 
+ACCEPT_BACKLOG = 1024
+"""Pending connections the kernel queues for accept (asyncio's default is 100): a fleet
+powering on connects hundreds at once, and a full queue drops SYNs, costing each a 1 s
+retransmission."""
+
 ClientCallback = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
@@ -227,4 +232,4 @@ class TlsServer:
         """
         loop = asyncio.get_running_loop()
         return await loop.create_server(lambda: self._factory(on_client), host, port,
-                                        reuse_address=True)
+                                        reuse_address=True, backlog=ACCEPT_BACKLOG)

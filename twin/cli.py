@@ -64,6 +64,10 @@ def run(
                                                    "wall second.")] = 1.0,
     defence: Annotated[list[str] | None, typer.Option(
         help="Switch a defence, e.g. --defence topic_acl=off (repeatable).")] = None,
+    broker: Annotated[str | None, typer.Option(
+        help="Live mode: an external broker, mqtts://HOST:PORT (needs --platform).")] = None,
+    platform: Annotated[Path | None, typer.Option(
+        help="Live mode: a fleet from `twin provision --out DIR` to use.")] = None,
 ) -> None:
     """Run a scenario; writes report.json, report.md and store.sqlite."""
     from twin.runner import load, run_scenario
@@ -84,7 +88,8 @@ def run(
         with _progress(sc.duration, sc.device_count()) as tick:
             if time_scale <= 0:
                 raise _fail(f"--time-scale must be positive, got {time_scale}")
-            output = run_scenario(sc, folder, force=force, progress=tick, time_scale=time_scale)
+            output = run_scenario(sc, folder, force=force, progress=tick, time_scale=time_scale,
+                                  broker=broker, platform=platform)
     except MedtwinError as exc:
         raise _fail(str(exc)) from None
     t = output.report["telemetry"]
@@ -93,6 +98,9 @@ def run(
                f"({output.report['realtime_factor']:,}x real time)")
     typer.echo(f"telemetry: {t['published']:,} published, {t['stored']:,} stored, "
                f"{t['rejected']:,} rejected, {t['lost']:,} lost, {t['pending']:,} pending")
+    for b in output.report.get("brokers", []):
+        typer.echo(f"broker {b['kind']} {b['url']}: {b['published']:,} published to it, "
+                   f"{b['delivered']:,} delivered by it")
     typer.echo(f"report: {output.report_json}")
     typer.echo(f"details: {output.out / 'report.md'}")
 
@@ -143,7 +151,9 @@ def scenarios() -> None:
         typer.echo(f"{name:<{width}}  {summary}")
 
 
-BENCH_SUITES = ("fleet", "signals", "rot", "tinyml", "platform")
+PEAK_PUBLISHERS_MIN = 200
+"""The live suite's peak phase uses 200 publishers."""
+BENCH_SUITES = ("fleet", "signals", "rot", "tinyml", "platform", "live")
 
 
 @app.command()
@@ -153,11 +163,13 @@ def bench(
     only: Annotated[str, typer.Option(help="Suites, comma-separated: "
                                            + ", ".join(BENCH_SUITES) + ".")] = "all",
     out: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
+    live_devices: Annotated[int, typer.Option(help="Live suite: devices (mTLS connections).")
+                            ] = 1000,
 ) -> None:
     """Benchmark the twin (fleet throughput and memory, signal synthesis, root of trust); JSON."""
     import json
 
-    from twin.bench import fleet, platform, rot, signals, tinyml
+    from twin.bench import fleet, live, platform, rot, signals, tinyml
 
     try:
         sizes = [int(x) for x in devices.split(",") if x.strip()]
@@ -169,6 +181,8 @@ def bench(
         raise _fail(f"--only: unknown suite {unknown[0]!r} (known: {', '.join(BENCH_SUITES)})")
     if not sizes or min(sizes) < 1:
         raise _fail("--devices needs positive fleet sizes, e.g. 1000,10000")
+    if live_devices < PEAK_PUBLISHERS_MIN:
+        raise _fail(f"--live-devices must be at least {PEAK_PUBLISHERS_MIN}")
 
     def say(line: str) -> None:
         err.print(line, highlight=False)
@@ -185,6 +199,8 @@ def bench(
                 doc["tinyml"] = tinyml.run_tinyml_bench()
             elif suite == "platform":
                 doc["platform"] = platform.run_platform_bench()
+            elif suite == "live":
+                doc["live"] = live.run_live_bench(live_devices, progress=say)
             else:
                 doc["rot"] = rot.run_rot_bench()
     except MedtwinError as exc:

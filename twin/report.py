@@ -132,6 +132,17 @@ def _table(header: tuple[str, str], rows: list[tuple[str, Any]]) -> list[str]:
     return lines
 
 
+def _brokers(brokers: list[dict[str, Any]]) -> list[str]:
+    """Live mode: the messages that went through each broker."""
+    if not brokers:
+        return []
+    lines = ["## Brokers", "", "| broker | url | published | acknowledged | delivered | "
+             "connections | restarts |", "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {b['kind']} | {b['url']} | {b['published']:,} | {b['acknowledged']:,} | "
+              f"{b['delivered']:,} | {b['connections']:,} | {b['restarts']} |" for b in brokers]
+    return [*lines, ""]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The human summary of a report."""
     t = report["telemetry"]
@@ -149,6 +160,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "`stored + rejected + lost + pending` accounts for every published window"
         f" ({t['stored'] + t['rejected'] + t['lost'] + t['pending']:,} of {t['published']:,}).",
         "",
+        *_brokers(report.get("brokers", [])),
         "## Clinical episodes (ground truth)",
         "",
     ]

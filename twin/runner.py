@@ -17,6 +17,7 @@ from scenarios.attacks import known_attacks
 from twin.core.defences import DEFENCES
 from twin.core.errors import MedtwinError
 from twin.live import LiveRun, check_supported
+from twin.live.brokers import BrokerAddress, parse_broker_url
 from twin.report import build_report, write_report
 from twin.scenario import Scenario, load_scenario
 from twin.sim.driver import SimRun
@@ -76,6 +77,15 @@ def prepare_out(out: Path, *, force: bool = False) -> Path:
     return out
 
 
+def _external_broker(scenario: Scenario, url: str | None) -> BrokerAddress | None:
+    """The external broker named on the command line, or by the scenario file."""
+    if url is not None:
+        return parse_broker_url(url)
+    if scenario.mode == "live" and scenario.broker.kind == "mosquitto":
+        return BrokerAddress(scenario.broker.host, scenario.broker.port, "mosquitto")
+    return None
+
+
 def run_scenario(
     scenario: Scenario,
     out: Path,
@@ -83,37 +93,49 @@ def run_scenario(
     force: bool = False,
     progress: Callable[[float], None] | None = None,
     time_scale: float = 1.0,
+    broker: str | None = None,
+    platform: Path | None = None,
 ) -> RunOutput:
     """Run a scenario and write ``report.json``, ``report.md`` and ``store.sqlite`` to ``out``.
 
     In live mode the fleet is provisioned into ``out/platform`` (QDID identities, PKI, broker
     files) and talks mutual-TLS MQTT to the embedded broker, ``time_scale`` times faster than
-    the wall clock.
+    the wall clock. ``broker`` (``mqtts://HOST:PORT``, or a scenario's ``broker: {kind:
+    mosquitto}``) is an external broker configured for the fleet in ``platform`` (a folder
+    ``twin provision`` wrote); ``platform`` alone reuses that fleet with the embedded broker.
 
     Raises:
-        RunError: the output folder is unusable.
-        LiveError: the scenario uses what live mode does not support yet.
+        RunError: the output folder is unusable, or an external broker has no ``platform``.
+        LiveError: the scenario uses what live mode does not support yet, or a bad URL.
     """
+    external = _external_broker(scenario, broker)
     if scenario.mode == "live":
         check_supported(scenario, time_scale)  # before anything is written
         if scenario.revocations:  # the live driver does not schedule them yet
             raise RunError("revocations in a scenario run in sim mode only (for now); in live "
                            "mode use twin platform revoke on the run's platform folder")
+        if external is not None and platform is None:
+            raise RunError("an external broker needs --platform DIR: the fleet "
+                           "(twin provision --out DIR) whose configuration it serves")
     prepare_out(out, force=force)
-    platform_dir = out / "platform"
-    if scenario.mode == "live" and platform_dir.exists():
+    platform_dir = platform or out / "platform"
+    if scenario.mode == "live" and platform is None and platform_dir.exists():
         if not force:
             raise RunError(f"{platform_dir} already holds a fleet; pass --force to replace it")
         shutil.rmtree(platform_dir)
     store = SqliteStore.create(out / "store.sqlite")
     try:
         store.set_meta("scenario", scenario.model_dump_json())
+        live = None
         if scenario.mode == "live":
-            result = LiveRun(scenario, store, platform_dir, time_scale=time_scale,
-                             progress=progress).run()
+            live = LiveRun(scenario, store, platform_dir, time_scale=time_scale,
+                           progress=progress, broker=external, provisioned=platform is not None)
+            result = live.run()
         else:
             result = SimRun(scenario, store, progress=progress).run()
         report = build_report(result, store)
+        if live is not None and live.traffic is not None:
+            report["brokers"] = [live.traffic.as_report()]  # which broker carried what
         store.set_meta("report", "report.json")
     finally:
         store.close()

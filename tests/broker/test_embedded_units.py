@@ -178,9 +178,9 @@ def test_a_crl_reusing_the_number_in_force_with_other_contents_is_refused(
 
 
 def test_subscription_dict_can_change_while_a_broadcast_iterates() -> None:
-    from broker.hardened import SnapshotDict
+    from broker.routing import Subscriptions
 
-    subs = SnapshotDict({"medtwin/v1/ward-7/+/telemetry": []})
+    subs = Subscriptions({"medtwin/v1/ward-7/+/telemetry": []})
     seen = []
     for topic_filter, _ in subs.items():  # amqtt awaits here; a SUBSCRIBE may land meanwhile
         subs["medtwin/v1/ward-7/x/cmd/#"] = []
@@ -188,3 +188,4 @@ def test_subscription_dict_can_change_while_a_broadcast_iterates() -> None:
     for topic_filter in subs:
         subs.pop(topic_filter)
     assert seen == ["medtwin/v1/ward-7/+/telemetry"] and subs == {}
+    assert len(subs.index) == 0 and subs.index.match("medtwin/v1/ward-7/x/cmd/reboot") == []

@@ -66,7 +66,7 @@ def test_run_refuses_to_overwrite_a_run_unless_forced(tmp_path: Path):
         (("run", "baseline", "--duration", "-10m"), "--duration"),
         (("run", "baseline", "--duration", "soon"), "--duration"),
         (("run", "baseline", "--mode", "warp"), "mode"),
-        (("run", "outage", "--mode", "live"), "live mode cannot run network outages yet"),
+        (("run", "ota", "--mode", "live"), "live mode cannot run an OTA campaign yet"),
     ],
 )
 def test_bad_input_gives_one_clear_line(args, expected, tmp_path: Path):

@@ -32,6 +32,18 @@ class Identity:
     key: Path
 
 
+def read_tenant(run_dir: Path) -> str:
+    """The tenant a provisioned fleet belongs to (``platform.json``).
+
+    Raises:
+        LiveError: ``run_dir`` holds no readable ``platform.json``.
+    """
+    try:
+        return str(json.loads((run_dir / "platform.json").read_text())["tenant"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LiveError(f"{run_dir}: not a provisioned fleet ({exc})") from None
+
+
 def read_identities(run_dir: Path) -> list[Identity]:
     """The devices provisioned in ``run_dir``, in provisioning (chip number) order.
 
