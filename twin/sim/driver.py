@@ -197,6 +197,8 @@ class SimRun:
     def _record(self, effects: list[Any], now: float) -> None:
         """Store effects; broker, cloud and platform notices also go through the monitor."""
         alerts, requests = self.monitor.screen(effects, now)
+        if self.platform_events is not None:
+            self.platform_events.observe(effects, now)
         for alert in alerts:
             self.counters[f"security.alerts.{alert.rule}"] += 1
         self.store.apply([*effects, *alerts], now)

@@ -94,6 +94,7 @@ class SimPlatform:
         self.platform = Platform(root.certificate, issuing, MemoryInventory(), tenant,
                                  ENDPOINT, RUN_EPOCH, validity)
         self.identities: list[Identity] = []
+        self._chips: dict[str, str] = {}  # device identity -> chip
         self.revocations: list[Revocation] = []
         self.renewals = 0
         self._nonces = seeds.rng("platform", "nonces")
@@ -111,6 +112,7 @@ class SimPlatform:
             self.identities.append(Identity(done.chip, done.device, done.serial,
                                             made.device.firmware_key(), number,
                                             made.device.flash, _expires(done)))
+            self._chips[done.device] = done.chip
         return self.identities
 
     def renew(self, number: int, now: float) -> Identity:
@@ -154,6 +156,29 @@ class SimPlatform:
         done = self.platform.revoke(chips, now, event.reason)
         self.revocations.append(done)
         return done
+
+    def firmware_reported(self, device: str, sequence: int, outcome: str, now: float) -> bool:
+        """Record the firmware a device reports running (after an update, or a revert) in the
+        inventory, audited with the version it replaces; nothing is written when the version
+        is already the one on record, or the device is not one of this fleet's.
+
+        The report is the device's own word over its authenticated session (its certificate,
+        the broker's ACL and the cloud's sequence window vouch for who said it, not for what
+        it runs); the next renewal's attestation measures the boot chain again.
+
+        Returns:
+            Whether the inventory changed.
+        """
+        chip = self._chips.get(device)
+        if chip is None:
+            return False
+        record = self.platform.inventory.get(chip)
+        if record.firmware == sequence:
+            return False
+        self.platform.inventory.update(chip, now, "firmware", {
+            "previous": record.firmware, "sequence": sequence, "outcome": outcome},
+            firmware=sequence)
+        return True
 
     def ota_targets(self, kind: str, sequence: int) -> Targets:
         """The release's targets from the inventory: the firmware keys recorded at enrolment.

@@ -103,6 +103,18 @@ class PlatformEvents:
 
     # ------------------------------------------------------------------ firmware
 
+    def observe(self, effects: list[Any], now: float) -> None:
+        """What the platform learns from the run's notices: the firmware each device reports
+        running after an update (the cloud's ``firmware_reported``) goes into the inventory."""
+        for effect in effects:
+            if (type(effect) is Notice and effect.source == "cloud"
+                    and effect.name == "firmware_reported"):
+                detail = effect.detail
+                if self.platform.firmware_reported(str(detail["device"]),
+                                                   int(detail["sequence"]),
+                                                   str(detail["outcome"]), now):
+                    self.run.counters["platform.firmware_recorded"] += 1
+
     def ota_targets(self, sequence: int) -> dict[str, dict[str, Any]]:
         """Targets from the inventory: the firmware keys recorded at enrolment, devices in a
         state that takes updates; a component the platform refuses is noted, not sent."""

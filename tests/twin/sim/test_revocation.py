@@ -114,11 +114,38 @@ def test_an_ota_campaign_wraps_keys_from_the_inventory_and_skips_revoked_devices
         tmp_path: Path) -> None:
     sc = scenario(ota={"at": 300.0, "sequence": 2, "image_bytes": 512, "canary": 0.5,
                        "faulty": False})
-    _, report, _ = run(tmp_path, sc)
+    sim, report, _ = run(tmp_path, sc)
     campaigns = {c["component"]: c for c in report["platform"]["ota"]}
     assert sum(c["targets"] for c in campaigns.values()) == 7  # two were revoked at 4 min
     assert all(c["state"] == "completed" and c["installed"] == c["targets"]
                for c in campaigns.values())
+    # The inventory now says what the fleet runs, from the devices' own reports, audited.
+    assert sim.platform is not None
+    inventory = sim.platform.platform.inventory
+    versions = {r.state.value: set() for r in inventory.records()}
+    for record in inventory.records():
+        versions[record.state.value].add(record.firmware)
+    assert versions == {"active": {2}, "revoked": {0}}
+    assert report["counters"]["platform.firmware_recorded"] == 7
+    for record in inventory.records():
+        firmware = [a.detail for a in inventory.audit(record.chip) if a.event == "firmware"]
+        assert firmware == ([{"previous": 0, "sequence": 2, "outcome": "installed"}]
+                            if record.state.value == "active" else [])
+
+
+def test_a_reverted_update_leaves_the_inventory_at_the_version_the_device_runs(
+        tmp_path: Path) -> None:
+    sc = scenario(revocations=[], ota={"at": 300.0, "sequence": 2, "image_bytes": 512,
+                                       "canary": 0.5, "faulty": True})
+    sim, report, _ = run(tmp_path, sc)
+    reverted = sum(c["reverted"] for c in report["platform"]["ota"])
+    assert reverted >= 1
+    assert sim.platform is not None
+    # The canaries reverted to the image they shipped with (sequence 1) and said so; the
+    # others were never offered the update: their version stays unknown (0) on record.
+    versions = [r.firmware for r in sim.platform.platform.inventory.records()]
+    assert 2 not in versions and versions.count(1) == reverted
+    assert report["counters"]["platform.firmware_recorded"] == reverted
 
 
 def test_the_same_seed_gives_the_same_identities_and_report(tmp_path: Path, revoked_run
