@@ -142,6 +142,8 @@ class SimRun:
         self.env.process(self._stepper())
         self.env.run(until=sc.duration + DRAIN_S)
         self.store.flush()
+        self.counters.update({f"security.expected.{kind}": n
+                              for kind, n in self.monitor.expected.items()})
         devices = self.fleet.endpoints
         pending = sum(len(ep.core.buffer) + ep.link.undelivered() for ep in devices)
         states = Counter(ep.core.state.value for ep in devices)

@@ -58,6 +58,7 @@ class PlatformEvents:
         done = self.platform.revoke(event, now)
         run.broker.load_crl(done.crl)
         revoked = set(done.devices)
+        run.monitor.revoked(revoked)  # their refusals from now on are expected: alert once
         for device in revoked:
             run.broker.policy.revoke(device)
         for ep in run.fleet.endpoints:
