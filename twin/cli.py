@@ -153,6 +153,8 @@ def bench(
     only: Annotated[str, typer.Option(help="Suites, comma-separated: "
                                            + ", ".join(BENCH_SUITES) + ".")] = "all",
     out: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
+    identity: Annotated[str, typer.Option(
+        help="Fleet suite: seeded identities, or qdid (enrolled by the platform).")] = "seeded",
 ) -> None:
     """Benchmark the twin (fleet throughput and memory, signal synthesis, root of trust); JSON."""
     import json
@@ -169,6 +171,8 @@ def bench(
         raise _fail(f"--only: unknown suite {unknown[0]!r} (known: {', '.join(BENCH_SUITES)})")
     if not sizes or min(sizes) < 1:
         raise _fail("--devices needs positive fleet sizes, e.g. 1000,10000")
+    if identity not in fleet.IDENTITIES:
+        raise _fail(f"--identity: {identity!r} is not one of {', '.join(fleet.IDENTITIES)}")
 
     def say(line: str) -> None:
         err.print(line, highlight=False)
@@ -178,7 +182,7 @@ def bench(
         for suite in suites:
             say(f"bench: {suite} ...")
             if suite == "fleet":
-                doc["fleet"] = fleet.run_bench(sizes, seconds, progress=say)
+                doc["fleet"] = fleet.run_bench(sizes, seconds, progress=say, identity=identity)
             elif suite == "signals":
                 doc["signals"] = signals.run_signals_bench()
             elif suite == "tinyml":
