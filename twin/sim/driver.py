@@ -276,6 +276,9 @@ class SimRun:
         if epoch != to.link.epoch:
             to.offline.append((topic, payload))  # QoS 1: the broker re-sends on resume
             return
+        if self.platform_events is not None and self.platform_events.takes(
+                to, topic, payload, self.env.now):
+            return  # an answer to the device's renewal client
         self._feed(to, MessageReceived(topic, payload), self.env.now)
 
     def _lost(self, topic: str, why: str) -> None:

@@ -256,6 +256,31 @@ def test_certificates_renewed_before_expiry_keep_the_fleet_connected(tmp_path: P
         assert ep.expires > 3600.0
 
 
+class _NoRenewalTraffic(BrokerPolicy):
+    """A broker policy that refuses every enrolment publish (to show renewal needs the broker)."""
+
+    def authorize_publish(self, who: Principal, topic: str) -> None:
+        if "/prov/" in topic:
+            raise AccessDenied("no enrolment traffic on this broker")
+        super().authorize_publish(who, topic)
+
+
+def test_renewal_goes_over_the_broker_and_its_policy(tmp_path: Path) -> None:
+    """The same scenario with a broker that refuses enrolment publishes: no device renews,
+    each keeps asking, and every certificate runs out: the exchange has no other path."""
+    store = SqliteStore.create(tmp_path / "store.sqlite")
+    sim = SimRun(renewal_scenario(300.0), store)
+    sim.broker.policy = _NoRenewalTraffic()
+    report = build_report(sim.run(), store)
+    store.close()
+    renewals = report["security"]["renewals"]
+    assert renewals["renewed"] == 0 and renewals["expired_connects_refused"] > 0
+    c = report["counters"]
+    assert c["platform.renewal_retried"] > 0 and c["broker.denied"] > 0
+    assert sim.platform is not None and not any(
+        a.event == "renew" for a in sim.platform.platform.inventory.audit())
+
+
 def test_without_renewal_an_expired_certificate_is_refused_on_reconnect(tmp_path: Path
                                                                        ) -> None:
     _, report, db = run(tmp_path, renewal_scenario(0.0))
