@@ -256,6 +256,15 @@ def test_certificates_renewed_before_expiry_keep_the_fleet_connected(tmp_path: P
         assert ep.expires > 3600.0
 
 
+def test_renewal_over_the_broker_is_deterministic(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    _, first, _ = run(tmp_path / "a", renewal_scenario(300.0))
+    _, second, _ = run(tmp_path / "b", renewal_scenario(300.0))
+    for report in (first, second):
+        report.pop("wall_seconds", None), report.pop("realtime_factor", None)
+    assert first == second and first["security"]["renewals"]["renewed"] == 8 * 3
+
+
 class _NoRenewalTraffic(BrokerPolicy):
     """A broker policy that refuses every enrolment publish (to show renewal needs the broker)."""
 
