@@ -118,20 +118,6 @@ class SimPlatform:
             self._chips[done.device] = done.chip
         return self.identities
 
-    def renew(self, number: int, now: float) -> Identity:
-        """Renew device ``number``'s certificate over the in-memory loopback (the run renews
-        over the simulated broker instead: :meth:`renewal_client`, :meth:`on_prov_message`).
-
-        Returns:
-            Its identity with the new certificate's serial and expiry.
-
-        Raises:
-            EnrolmentError: the platform refused (a revoked device, for one).
-        """
-        client = self.renewal_client(number, now)
-        done = self.platform.enrol(client, self._nonces, now)
-        return self.renewed(number, done.certificate)
-
     def renewal_client(self, number: int, now: float) -> EnrolmentClient:
         """Device ``number`` about to renew: it boots (its PUF read again, its keys derived
         on demand) and its enrolment client will attest over a fresh nonce with a fresh CSR."""
