@@ -257,7 +257,9 @@ class SimRun:
         try:
             subscribers = self.broker.publish(ep, message.topic)
         except AccessDenied as exc:
-            channel = "telemetry" if message.topic.endswith("/telemetry") else "events"
+            topic = message.topic
+            channel = ("telemetry" if topic.endswith("/telemetry")
+                       else "prov" if "/prov/" in topic else "events")
             self.counters[f"{channel}.rejected"] += 1
             self.counters["broker.denied"] += 1
             self._notice("broker", "publish_denied", ep, str(exc), now)
