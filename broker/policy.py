@@ -11,6 +11,8 @@ identification", applied at the broker):
 * a **device** publishes only to its own ``telemetry``, ``events`` and ``prov`` topics, and
   subscribes only to its own ``cmd`` topics;
 * the **cloud** subscribes to its tenant's device topics and publishes commands in its tenant;
+* the **platform** (enrolment and renewal, ADR 0010) reads its tenant's ``prov/request``
+  topics and answers only on ``prov/response``;
 * a **revoked** device may not connect (the CRL check, enforced again here so a session that
   outlives its certificate is cut).
 
@@ -36,6 +38,7 @@ class Role(StrEnum):
 
     DEVICE = "device"
     CLOUD = "cloud"
+    PLATFORM = "platform"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,9 @@ class BrokerPolicy:
         if who.role is Role.DEVICE:
             if parsed.device != who.name or parsed.channel not in _DEVICE_PUBLISH:
                 raise AccessDenied("a device publishes only to its own topics")
+        elif who.role is Role.PLATFORM:
+            if parsed.channel is not topics.Channel.PROV or parsed.rest != "response":
+                raise AccessDenied("the platform publishes only enrolment responses")
         elif parsed.channel is not topics.Channel.CMD:
             raise AccessDenied("the cloud publishes only commands")
 
@@ -143,5 +149,8 @@ class BrokerPolicy:
         if who.role is Role.DEVICE:
             if device != who.name or channel not in _DEVICE_SUBSCRIBE:
                 raise AccessDenied("a device subscribes only to its own commands")
+        elif who.role is Role.PLATFORM:
+            if levels[4:] != [topics.Channel.PROV.value, "request"]:
+                raise AccessDenied("the platform reads only enrolment requests")
         elif channel in ("#", "+") or channel == topics.Channel.CMD:
             raise AccessDenied("the cloud reads device telemetry and events only")

@@ -141,7 +141,15 @@ class AttestationVerifier:
             AttestationError: for any failed check (see the module docstring); the trusted
                 state is then unchanged.
         """
-        envelope = _parse(token)
+        return self.verify_envelope(_parse(token), now)
+
+    def verify_envelope(self, envelope: Sign1, now: float) -> AttestationClaims:
+        """:meth:`verify_token` for an envelope already parsed with :func:`parse_token` (so
+        a caller that reads the claims first does not parse the COSE structure twice).
+
+        Raises:
+            AttestationError: as :meth:`verify_token`.
+        """
         try:
             claims = decode_claims(envelope.payload)
         except DecodeError as exc:
@@ -186,6 +194,15 @@ class AttestationVerifier:
         return VerifierState(frozenset(self._spki.items()),
                              frozenset(self._outstanding.items()), frozenset(self._used),
                              frozenset(self._boot_seeds.items()))
+
+
+def parse_token(token: bytes) -> Sign1:
+    """Parse a token's COSE_Sign1 envelope, checking its form but not its signature.
+
+    Raises:
+        AttestationError: ``"malformed"``.
+    """
+    return _parse(token)
 
 
 def _parse(token: bytes) -> Sign1:

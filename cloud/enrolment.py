@@ -45,7 +45,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from cloud import pki
-from cloud.attestation import AttestationError, AttestationVerifier
+from cloud.attestation import AttestationError, AttestationVerifier, parse_token
 from cloud.errors import CertificateRejected, CloudError
 from cloud.inventory import AuditEvent, Event, Inventory, Record, State, Step
 from cloud.onboarding import Grants, device_grants
@@ -53,7 +53,7 @@ from cloud.revocation import RevocationList
 from twin.core import codec, topics
 from twin.core.attestation import decode_claims
 from twin.core.clock import RUN_EPOCH
-from twin.core.cose import SignatureInvalid, open1
+from twin.core.cose import Sign1
 from twin.core.errors import DecodeError, IdentityError, TopicError
 from twin.core.events import Notice, Publish
 from twin.core.firmware import FIRMWARE_KEY_OID
@@ -237,9 +237,9 @@ class EnrolmentService:
         try:
             record = self._admit(request.device)
             public, ueid, firmware_key = _check_csr(request.csr)
-            self._check_binding(request, ueid)
+            envelope = self._check_binding(request, ueid)
             self._check_not_superseded(record, ueid)
-            self._attest(request.token, ueid, record, now)
+            self._attest(envelope, ueid, record, now)
         except EnrolmentError as exc:
             self._audit_refusal(request.device, exc, now)
             raise
@@ -255,21 +255,28 @@ class EnrolmentService:
             raise EnrolmentError(admitted, f"chip is {record.state.value}")
         return record
 
-    def _check_binding(self, request: ProvisioningRequest, ueid: Ueid) -> None:
+    def _check_binding(self, request: ProvisioningRequest, ueid: Ueid) -> Sign1:
         """Check 3a: the token names the CSR's key and answers the nonce in the request.
 
         The claims are read here before their signature is checked: this is a cheap filter
         that refuses a key substitution early; :meth:`_attest` then authenticates the same
         claims, so nothing is trusted on the strength of this read alone.
+
+        Returns:
+            The parsed (not yet verified) envelope, for :meth:`_attest`.
         """
         try:
-            claims = decode_claims(open1(request.token).payload)
-        except (SignatureInvalid, DecodeError) as exc:
+            envelope = parse_token(request.token)
+            claims = decode_claims(envelope.payload)
+        except AttestationError as exc:
+            raise EnrolmentError("malformed", f"token: {exc}") from None
+        except DecodeError as exc:
             raise EnrolmentError("malformed", f"token: {exc}") from None
         if claims.instance_id != ueid:  # RFC 9711 4.2.1: the UEID is H(identity key)
             raise EnrolmentError("key_mismatch", "the token does not attest the CSR's key")
         if not hmac.compare_digest(claims.nonce, request.nonce):
             raise EnrolmentError("malformed", "the token answers another nonce")
+        return envelope
 
     def _check_not_superseded(self, record: Record, ueid: Ueid) -> None:
         """A rotation never goes back: a key this chip was rotated away from (perhaps because
@@ -280,7 +287,7 @@ class EnrolmentService:
                for a in self.inventory.audit(record.chip)):
             raise EnrolmentError("superseded", "this identity key was rotated away from")
 
-    def _attest(self, token: bytes, ueid: Ueid, record: Record, now: float) -> None:
+    def _attest(self, envelope: Sign1, ueid: Ueid, record: Record, now: float) -> None:
         """Check 3b: the chip's attestation key signed a fresh, acceptable token.
 
         The verifier looks keys up by the token's instance ID; after a rotation that is a UEID
@@ -293,7 +300,7 @@ class EnrolmentService:
         fresh = not self.verifier.is_registered(ueid)
         try:
             self.verifier.register(ueid, record.attestation_key)
-            self.verifier.verify_token(token, now)
+            self.verifier.verify_envelope(envelope, now)
         except AttestationError as exc:
             if fresh:
                 self.verifier.forget(ueid)

@@ -143,9 +143,18 @@ class CloudCore:
         return out
 
     def _update_reported(self, event: DeviceEvent, now: float) -> list[Output]:
-        """A device reported an update outcome: count it and let the campaign move on."""
+        """A device reported an update outcome: count it and let the campaign move on.
+
+        The report names the sequence the device now runs (the new one, or the old one after
+        a revert or a refusal); the ``firmware_reported`` notice carries it to the platform,
+        whose inventory records what the fleet actually runs (not what it was offered).
+        """
         outcome = str(event.detail.get("outcome", "unknown"))
         out: list[Output] = [Count(f"ota.{outcome}")]
+        sequence = event.detail.get("sequence")
+        if type(sequence) is int and sequence >= 0:
+            out.append(Notice("cloud", "firmware_reported", {
+                "device": event.device, "outcome": outcome[:32], "sequence": sequence}))
         for campaign in self.campaigns:  # only the campaign that offered it takes the report
             out += self._send_offers(campaign.report(event.device, outcome), now)
         return out

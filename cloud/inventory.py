@@ -223,6 +223,15 @@ class Inventory(ABC):
         self._write([(self.get(chip), [AuditEvent(now, chip, event, dict(detail))], False)
                      for chip, detail in notes])
 
+    def apply(self, rows: Sequence[Row]) -> None:
+        """Store rows another inventory journaled (:class:`JournalInventory`), as one atomic
+        write: how a single writer persists what enrolment shards decided in parallel.
+
+        Raises:
+            InventoryError: the rows cannot be stored (e.g. a new record already present).
+        """
+        self._write(rows)
+
     def by_state(self) -> dict[str, int]:
         """How many chips are in each state."""
         counts: dict[str, int] = {}
@@ -257,6 +266,28 @@ class MemoryInventory(Inventory):
     def records(self) -> list[Record]:
         """Every record, in registration order."""
         return list(self._records.values())
+
+
+class JournalInventory(MemoryInventory):
+    """An in-memory inventory that also keeps every write, in order, for a single writer.
+
+    An enrolment shard (a worker process owning a subset of the chips) runs the unchanged
+    enrolment service over one of these; the process that owns the file inventory then
+    applies the journal (:meth:`~Inventory.apply`), so the file has exactly one writer.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.journal: list[Row] = []
+
+    def _write(self, rows: Sequence[Row]) -> None:
+        super()._write(rows)
+        self.journal.extend(rows)
+
+    def take(self) -> list[Row]:
+        """The rows written since the last call, oldest first (and forget them)."""
+        rows, self.journal = self.journal, []
+        return rows
 
 
 _FIELDS = ("chip", "attestation_key", "state", "device", "tenant", "kind", "patient",

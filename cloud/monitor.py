@@ -20,7 +20,8 @@ quarantines; otherwise forging one payload would let an attacker quarantine any 
 
 from __future__ import annotations
 
-from collections import deque
+import math
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -147,6 +148,20 @@ class SecurityMonitor:
         self._seen: dict[tuple[str, str], deque[float]] = {}
         self._quiet_until: dict[tuple[str, str], float] = {}
         self._quarantined: set[str] = set()
+        self._revoked: set[str] = set()
+        self.expected: Counter[str] = Counter()
+        """Signals charged to identities the platform itself revoked, by kind."""
+
+    def revoked(self, subjects: Iterable[str]) -> None:
+        """The platform revoked these identities: their refusals from now on are expected.
+
+        A revoked device that keeps reconnecting (it has not been told, or it is in a
+        drawer with a battery) is refused by the broker every few minutes for as long as it
+        runs. That is the revocation working, not a new attack: each such subject raises its
+        alert once, when a rule first fires, and afterwards its signals are only counted
+        (:attr:`expected`), so the alert log is not a storm of known facts.
+        """
+        self._revoked.update(subjects)
 
     def screen(self, effects: Iterable[object], now: float
                ) -> tuple[list[SecurityAlert], list[QuarantineRequest]]:
@@ -174,6 +189,9 @@ class SecurityMonitor:
     def observe(self, signal: Signal) -> list[SecurityAlert | QuarantineRequest]:
         """Take one signal; return the alerts (and quarantine requests) it completes."""
         out: list[SecurityAlert | QuarantineRequest] = []
+        expected = signal.subject in self._revoked
+        if expected:
+            self.expected[signal.kind] += 1
         for rule in self.rules:
             if signal.kind not in rule.kinds:
                 continue
@@ -184,7 +202,8 @@ class SecurityMonitor:
                 times.popleft()
             if len(times) < rule.threshold or signal.t < self._quiet_until.get(key, -1.0):
                 continue
-            self._quiet_until[key] = signal.t + rule.window_s
+            # A revoked subject's rule stays quiet after its one alert (see revoked()).
+            self._quiet_until[key] = math.inf if expected else signal.t + rule.window_s
             out.append(SecurityAlert(signal.t, signal.subject, rule.name, rule.severity,
                                      len(times), rule.psa_goals))
             if (rule.quarantine and self.auto_quarantine and is_device_id(signal.subject)

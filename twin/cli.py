@@ -165,6 +165,8 @@ def bench(
     out: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
     live_devices: Annotated[int, typer.Option(help="Live suite: devices (mTLS connections).")
                             ] = 1000,
+    identity: Annotated[str, typer.Option(
+        help="Fleet suite: seeded identities, or qdid (enrolled by the platform).")] = "seeded",
 ) -> None:
     """Benchmark the twin (fleet throughput and memory, signal synthesis, root of trust); JSON."""
     import json
@@ -183,6 +185,8 @@ def bench(
         raise _fail("--devices needs positive fleet sizes, e.g. 1000,10000")
     if live_devices < PEAK_PUBLISHERS_MIN:
         raise _fail(f"--live-devices must be at least {PEAK_PUBLISHERS_MIN}")
+    if identity not in fleet.IDENTITIES:
+        raise _fail(f"--identity: {identity!r} is not one of {', '.join(fleet.IDENTITIES)}")
 
     def say(line: str) -> None:
         err.print(line, highlight=False)
@@ -192,7 +196,7 @@ def bench(
         for suite in suites:
             say(f"bench: {suite} ...")
             if suite == "fleet":
-                doc["fleet"] = fleet.run_bench(sizes, seconds, progress=say)
+                doc["fleet"] = fleet.run_bench(sizes, seconds, progress=say, identity=identity)
             elif suite == "signals":
                 doc["signals"] = signals.run_signals_bench()
             elif suite == "tinyml":

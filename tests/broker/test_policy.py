@@ -268,3 +268,37 @@ def test_without_topic_acl_malformed_filters_are_still_refused(
 ) -> None:
     with pytest.raises(AccessDenied):
         open_policy.authorize_subscribe(DEVICE, topic_filter)
+
+
+# ---------------------------------------------------------------- the platform (enrolment)
+
+PLATFORM = Principal(Role.PLATFORM, TENANT, "platform")
+
+
+def test_the_platform_reads_enrolment_requests_and_answers_on_responses(policy):
+    policy.authorize_subscribe(PLATFORM, f"medtwin/v1/{TENANT}/+/prov/request")
+    policy.authorize_publish(PLATFORM, topics.build(TENANT, DEV, topics.Channel.PROV,
+                                                    "response"))
+
+
+@pytest.mark.parametrize("topic_filter", [
+    f"medtwin/v1/{TENANT}/+/telemetry",
+    f"medtwin/v1/{TENANT}/+/prov/#",
+    f"medtwin/v1/{TENANT}/+/prov/response",
+    f"medtwin/v1/{TENANT}/{DEV}/cmd/#",
+    f"medtwin/v1/{ELSEWHERE}/+/prov/request",
+])
+def test_the_platform_reads_nothing_but_enrolment_requests(policy, topic_filter):
+    with pytest.raises(AccessDenied):
+        policy.authorize_subscribe(PLATFORM, topic_filter)
+
+
+@pytest.mark.parametrize("topic", [
+    topics.build(TENANT, DEV, topics.Channel.PROV, "request"),  # would pose as the device
+    topics.build(TENANT, DEV, topics.Channel.CMD, "quarantine"),
+    topics.build(TENANT, DEV, topics.Channel.TELEMETRY),
+    topics.build(ELSEWHERE, DEV, topics.Channel.PROV, "response"),
+])
+def test_the_platform_publishes_nothing_but_enrolment_responses(policy, topic):
+    with pytest.raises(AccessDenied):
+        policy.authorize_publish(PLATFORM, topic)

@@ -106,3 +106,18 @@ def test_screen_reads_only_security_notices_among_a_cores_effects():
     alerts_, requests = monitor.screen(abuse, 6.0)
     assert [a.rule for a in alerts_] == ["topic_abuse"]
     assert [r.device for r in requests] == [DEVICE]
+
+
+def test_a_device_the_platform_revoked_raises_one_alert_then_its_refusals_are_counted():
+    other = Ueid.from_random(bytes(range(1, 17))).hex
+    monitor = SecurityMonitor()
+    monitor.revoked([DEVICE])
+    raised: dict[str, int] = {DEVICE: 0, other: 0}
+    for t in range(0, 3600, 60):  # both keep reconnecting every minute for an hour
+        for subject in (DEVICE, other):
+            out = monitor.observe(Signal(float(t), subject, "connect_denied"))
+            raised[subject] += len(alerts(out))
+    # The revoked device: one alert, then only counted; the stranger is no expected
+    # refusal, and alerts again every window (the rule as it was).
+    assert raised == {DEVICE: 1, other: 3600 // 300}
+    assert monitor.expected == {"connect_denied": 60}

@@ -105,6 +105,20 @@ def test_bench_rejects_an_unknown_suite():
     assert "unknown suite 'warp'" in error_line(twin("bench", "--only", "warp"))
 
 
+def test_bench_rejects_an_unknown_identity():
+    assert "--identity: 'warp'" in error_line(twin("bench", "--only", "fleet",
+                                                   "--identity", "warp"))
+
+
+def test_bench_fleet_suite_runs_with_platform_enrolled_identities():
+    result = twin("bench", "--only", "fleet", "--devices", "6", "--duration", "1m",
+                  "--identity", "qdid")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout[result.stdout.index("{"):])
+    (measured,) = doc["fleet"]["results"]
+    assert measured["identity"] == "qdid" and measured["stored"] > 0
+
+
 def test_bench_signals_suite_reports_ecg_throughput():
     import json
 

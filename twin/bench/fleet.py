@@ -14,6 +14,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,18 +24,38 @@ from twin.core.errors import MedtwinError
 SCENARIO = "baseline"
 
 
-def measure(devices: int, seconds: float) -> dict[str, Any]:
-    """Run the baseline with ``devices`` for ``seconds`` of simulated time in this process."""
+IDENTITIES = ("seeded", "qdid")
+
+
+def measure(devices: int, seconds: float, identity: str = "seeded") -> dict[str, Any]:
+    """Run the baseline with ``devices`` for ``seconds`` of simulated time in this process.
+
+    Args:
+        devices: fleet size.
+        seconds: simulated time.
+        identity: ``"seeded"`` (identities from the seed) or ``"qdid"`` (every device's
+            certificate from the platform's enrolment before the run: ``setup_seconds``
+            shows that cost; the run figures exclude it, as they exclude loading).
+    """
     from twin.runner import load, run_scenario
+    from twin.scenario import Scenario
 
     scenario = load(SCENARIO).with_overrides(devices=devices, duration=seconds)
+    if identity != scenario.fleet.identity:
+        data = scenario.model_dump()
+        data["fleet"]["identity"] = identity
+        scenario = Scenario.model_validate(data)
     with tempfile.TemporaryDirectory(prefix="medtwin-bench-") as tmp:
+        started = time.perf_counter()
         report = run_scenario(scenario, Path(tmp)).report
+        total = time.perf_counter() - started
     wall = report["wall_seconds"]
     published = report["telemetry"]["published"]
     return {
         "scenario": SCENARIO,
+        "identity": report["security"]["identities"],  # what the run used, from its report
         "devices": devices,
+        "setup_seconds": round(total - wall, 2),
         "sim_seconds": seconds,
         "wall_seconds": wall,
         "realtime_factor": report["realtime_factor"],
@@ -46,9 +67,9 @@ def measure(devices: int, seconds: float) -> dict[str, Any]:
     }
 
 
-def run_bench(sizes: list[int], seconds: float,
-              progress: Callable[[str], None]) -> dict[str, Any]:
-    """Measure each fleet size in its own process; return the results.
+def run_bench(sizes: list[int], seconds: float, progress: Callable[[str], None],
+              identity: str = "seeded") -> dict[str, Any]:
+    """Measure each fleet size in its own process (identities as :func:`measure`).
 
     Raises:
         MedtwinError: a measurement process failed (its stderr's last line is quoted).
@@ -57,7 +78,7 @@ def run_bench(sizes: list[int], seconds: float,
     for n in sizes:
         progress(f"bench: {n:,} devices, {seconds:,.0f} s simulated ...")
         proc = subprocess.run(
-            [sys.executable, "-m", "twin.bench.fleet", str(n), str(seconds)],
+            [sys.executable, "-m", "twin.bench.fleet", str(n), str(seconds), identity],
             capture_output=True, text=True, check=False,
         )
         if proc.returncode != 0:
@@ -67,7 +88,7 @@ def run_bench(sizes: list[int], seconds: float,
         r = results[-1]
         progress(f"  {r['realtime_factor']:,}x real time, "
                  f"{r['device_seconds_per_wall_second']:,} device-s/s, {r['peak_rss_mb']} MB")
-    return {"scenario": SCENARIO, "results": results}
+    return {"scenario": SCENARIO, "identity": identity, "results": results}
 
 
 def machine() -> dict[str, Any]:
@@ -83,4 +104,4 @@ def _cpus() -> int:
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(int(sys.argv[1]), float(sys.argv[2]))))
+    print(json.dumps(measure(int(sys.argv[1]), float(sys.argv[2]), *sys.argv[3:4])))

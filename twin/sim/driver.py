@@ -142,6 +142,8 @@ class SimRun:
         self.env.process(self._stepper())
         self.env.run(until=sc.duration + DRAIN_S)
         self.store.flush()
+        self.counters.update({f"security.expected.{kind}": n
+                              for kind, n in self.monitor.expected.items()})
         devices = self.fleet.endpoints
         pending = sum(len(ep.core.buffer) + ep.link.undelivered() for ep in devices)
         states = Counter(ep.core.state.value for ep in devices)
@@ -197,6 +199,8 @@ class SimRun:
     def _record(self, effects: list[Any], now: float) -> None:
         """Store effects; broker, cloud and platform notices also go through the monitor."""
         alerts, requests = self.monitor.screen(effects, now)
+        if self.platform_events is not None:
+            self.platform_events.observe(effects, now)
         for alert in alerts:
             self.counters[f"security.alerts.{alert.rule}"] += 1
         self.store.apply([*effects, *alerts], now)
@@ -253,7 +257,9 @@ class SimRun:
         try:
             subscribers = self.broker.publish(ep, message.topic)
         except AccessDenied as exc:
-            channel = "telemetry" if message.topic.endswith("/telemetry") else "events"
+            topic = message.topic
+            channel = ("telemetry" if topic.endswith("/telemetry")
+                       else "prov" if "/prov/" in topic else "events")
             self.counters[f"{channel}.rejected"] += 1
             self.counters["broker.denied"] += 1
             self._notice("broker", "publish_denied", ep, str(exc), now)
@@ -272,6 +278,9 @@ class SimRun:
         if epoch != to.link.epoch:
             to.offline.append((topic, payload))  # QoS 1: the broker re-sends on resume
             return
+        if self.platform_events is not None and self.platform_events.takes(
+                to, topic, payload, self.env.now):
+            return  # an answer to the device's renewal client
         self._feed(to, MessageReceived(topic, payload), self.env.now)
 
     def _lost(self, topic: str, why: str) -> None:

@@ -9,9 +9,11 @@ The run keeps only what a device needs afterwards (its identity, certificate ser
 firmware-decryption key, about 1 KB); the chip's cell arrays (64 KiB each) are dropped as
 soon as it has enrolled, so a large fleet does not hold 640 MB of silicon.
 
-Renewal (:meth:`SimPlatform.renew`) boots the device again from its silicon and runs the same
-exchange with a fresh nonce and CSR. Revocations go through :func:`cloud.revocation.revoke`
-(audited inventory transition and a new CRL); the driver hands the CRL and the names to the
+Renewal boots the device again from its silicon and runs the same exchange with a fresh
+nonce and CSR, over the simulated broker (:mod:`twin.sim.platform_events`): the device's
+endpoint publishes on its ``prov/request`` topic and the platform's endpoint answers.
+Revocations go through :func:`cloud.revocation.revoke` (audited inventory transition and a
+new CRL); the driver hands the CRL and the names to the
 simulated broker, which checks both on every connect exactly as the real broker does (TLS
 validity and CRL checks, then ``broker.policy``).
 """
@@ -22,10 +24,11 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from cloud import pki
-from cloud.enrolment import Enrolment
+from cloud.enrolment import Enrolment, on_prov_message
 from cloud.inventory import Event, MemoryInventory, State
 from cloud.ota import Targets, plan_targets
 from cloud.revocation import Revocation
@@ -94,6 +97,7 @@ class SimPlatform:
         self.platform = Platform(root.certificate, issuing, MemoryInventory(), tenant,
                                  ENDPOINT, RUN_EPOCH, validity)
         self.identities: list[Identity] = []
+        self._chips: dict[str, str] = {}  # device identity -> chip
         self.revocations: list[Revocation] = []
         self.renewals = 0
         self._nonces = seeds.rng("platform", "nonces")
@@ -111,28 +115,37 @@ class SimPlatform:
             self.identities.append(Identity(done.chip, done.device, done.serial,
                                             made.device.firmware_key(), number,
                                             made.device.flash, _expires(done)))
+            self._chips[done.device] = done.chip
         return self.identities
 
-    def renew(self, number: int, now: float) -> Identity:
-        """Renew device ``number``'s certificate: it boots (its PUF read again, its keys
-        derived on demand), attests over a fresh nonce and sends a fresh CSR.
-
-        Returns:
-            Its identity with the new certificate's serial and expiry.
-
-        Raises:
-            EnrolmentError: the platform refused (a revoked device, for one).
-        """
+    def renewal_client(self, number: int, now: float) -> EnrolmentClient:
+        """Device ``number`` about to renew: it boots (its PUF read again, its keys derived
+        on demand) and its enrolment client will attest over a fresh nonce with a fresh CSR."""
         old = self.identities[number]
         device = QdidDevice(manufacture(self.seeds, [old.number]), old.flash)
         device.boot(NOMINAL, self.seeds.rng("chip", old.number, "boot", "renew", int(now)),
                     FIRMWARE)
-        client = EnrolmentClient(device, old.chip, self.platform.tenant)
-        done = self.platform.enrol(client, self._nonces, now)
-        renewed = replace(old, serial=done.serial, expires=_expires(done))
+        return EnrolmentClient(device, old.chip, self.platform.tenant)
+
+    def renewed(self, number: int, certificate: x509.Certificate) -> Identity:
+        """Device ``number`` holds a new certificate: keep its serial and expiry."""
+        old = self.identities[number]
+        expires = (certificate.not_valid_after_utc - RUN_EPOCH).total_seconds()
+        renewed = replace(old, serial=certificate.serial_number, expires=expires)
         self.identities[number] = renewed
         self.renewals += 1
         return renewed
+
+    def on_prov_message(self, topic: str, payload: bytes, now: float) -> list[Any]:
+        """The platform's enrolment endpoint: one message from a ``prov/request`` topic.
+
+        Returns:
+            What to publish and notices (see :func:`cloud.enrolment.on_prov_message`); the
+            :class:`~cloud.enrolment.Enrolment` record itself stays here (a renewal keeps
+            the device's identity and grants, so the broker has nothing to change).
+        """
+        effects = on_prov_message(self.platform.service, topic, payload, self._nonces, now)
+        return [e for e in effects if not isinstance(e, Enrolment)]
 
     def connected(self, number: int, now: float) -> None:
         """A device's session came up: its first one makes it ``active`` in the inventory
@@ -154,6 +167,29 @@ class SimPlatform:
         done = self.platform.revoke(chips, now, event.reason)
         self.revocations.append(done)
         return done
+
+    def firmware_reported(self, device: str, sequence: int, outcome: str, now: float) -> bool:
+        """Record the firmware a device reports running (after an update, or a revert) in the
+        inventory, audited with the version it replaces; nothing is written when the version
+        is already the one on record, or the device is not one of this fleet's.
+
+        The report is the device's own word over its authenticated session (its certificate,
+        the broker's ACL and the cloud's sequence window vouch for who said it, not for what
+        it runs); the next renewal's attestation measures the boot chain again.
+
+        Returns:
+            Whether the inventory changed.
+        """
+        chip = self._chips.get(device)
+        if chip is None:
+            return False
+        record = self.platform.inventory.get(chip)
+        if record.firmware == sequence:
+            return False
+        self.platform.inventory.update(chip, now, "firmware", {
+            "previous": record.firmware, "sequence": sequence, "outcome": outcome},
+            firmware=sequence)
+        return True
 
     def ota_targets(self, kind: str, sequence: int) -> Targets:
         """The release's targets from the inventory: the firmware keys recorded at enrolment.

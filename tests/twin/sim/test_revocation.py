@@ -97,7 +97,10 @@ def test_the_monitor_raises_an_alert_for_each_revoked_device(revoked_run) -> Non
     subjects = {s for (s,) in db.execute(
         "SELECT subject FROM security_alerts WHERE rule = 'refused_connections'")}
     assert subjects == revoked
-    assert report["security"]["alerts"]["refused_connections"] >= 2
+    # Once each: the platform revoked them, so their later refusals are expected and counted.
+    assert report["security"]["alerts"]["refused_connections"] == 2
+    c = report["counters"]
+    assert c["security.expected.connect_denied"] == c["broker.connect_denied"] >= 6
 
 
 def test_a_batch_revocation_revokes_every_device_of_the_kind(tmp_path: Path) -> None:
@@ -114,11 +117,38 @@ def test_an_ota_campaign_wraps_keys_from_the_inventory_and_skips_revoked_devices
         tmp_path: Path) -> None:
     sc = scenario(ota={"at": 300.0, "sequence": 2, "image_bytes": 512, "canary": 0.5,
                        "faulty": False})
-    _, report, _ = run(tmp_path, sc)
+    sim, report, _ = run(tmp_path, sc)
     campaigns = {c["component"]: c for c in report["platform"]["ota"]}
     assert sum(c["targets"] for c in campaigns.values()) == 7  # two were revoked at 4 min
     assert all(c["state"] == "completed" and c["installed"] == c["targets"]
                for c in campaigns.values())
+    # The inventory now says what the fleet runs, from the devices' own reports, audited.
+    assert sim.platform is not None
+    inventory = sim.platform.platform.inventory
+    versions = {r.state.value: set() for r in inventory.records()}
+    for record in inventory.records():
+        versions[record.state.value].add(record.firmware)
+    assert versions == {"active": {2}, "revoked": {0}}
+    assert report["counters"]["platform.firmware_recorded"] == 7
+    for record in inventory.records():
+        firmware = [a.detail for a in inventory.audit(record.chip) if a.event == "firmware"]
+        assert firmware == ([{"previous": 0, "sequence": 2, "outcome": "installed"}]
+                            if record.state.value == "active" else [])
+
+
+def test_a_reverted_update_leaves_the_inventory_at_the_version_the_device_runs(
+        tmp_path: Path) -> None:
+    sc = scenario(revocations=[], ota={"at": 300.0, "sequence": 2, "image_bytes": 512,
+                                       "canary": 0.5, "faulty": True})
+    sim, report, _ = run(tmp_path, sc)
+    reverted = sum(c["reverted"] for c in report["platform"]["ota"])
+    assert reverted >= 1
+    assert sim.platform is not None
+    # The canaries reverted to the image they shipped with (sequence 1) and said so; the
+    # others were never offered the update: their version stays unknown (0) on record.
+    versions = [r.firmware for r in sim.platform.platform.inventory.records()]
+    assert 2 not in versions and versions.count(1) == reverted
+    assert report["counters"]["platform.firmware_recorded"] == reverted
 
 
 def test_the_same_seed_gives_the_same_identities_and_report(tmp_path: Path, revoked_run
@@ -224,6 +254,41 @@ def test_certificates_renewed_before_expiry_keep_the_fleet_connected(tmp_path: P
         assert [a.event for a in inventory.audit(identity.chip)].count("renew") == 3
         assert ep.serial == inventory.get(identity.chip).certificate_serial
         assert ep.expires > 3600.0
+
+
+def test_renewal_over_the_broker_is_deterministic(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    _, first, _ = run(tmp_path / "a", renewal_scenario(300.0))
+    _, second, _ = run(tmp_path / "b", renewal_scenario(300.0))
+    for report in (first, second):
+        report.pop("wall_seconds", None), report.pop("realtime_factor", None)
+    assert first == second and first["security"]["renewals"]["renewed"] == 8 * 3
+
+
+class _NoRenewalTraffic(BrokerPolicy):
+    """A broker policy that refuses every enrolment publish (to show renewal needs the broker)."""
+
+    def authorize_publish(self, who: Principal, topic: str) -> None:
+        if "/prov/" in topic:
+            raise AccessDenied("no enrolment traffic on this broker")
+        super().authorize_publish(who, topic)
+
+
+def test_renewal_goes_over_the_broker_and_its_policy(tmp_path: Path) -> None:
+    """The same scenario with a broker that refuses enrolment publishes: no device renews,
+    each keeps asking, and every certificate runs out: the exchange has no other path."""
+    store = SqliteStore.create(tmp_path / "store.sqlite")
+    sim = SimRun(renewal_scenario(300.0), store)
+    sim.broker.policy = _NoRenewalTraffic()
+    report = build_report(sim.run(), store)
+    store.close()
+    renewals = report["security"]["renewals"]
+    assert renewals["renewed"] == 0 and renewals["expired_connects_refused"] > 0
+    c = report["counters"]
+    assert c["platform.renewal_retried"] > 0 and c["broker.denied"] == c["prov.rejected"] > 0
+    assert "events.rejected" not in c  # enrolment traffic is not counted as device events
+    assert sim.platform is not None and not any(
+        a.event == "renew" for a in sim.platform.platform.inventory.audit())
 
 
 def test_without_renewal_an_expired_certificate_is_refused_on_reconnect(tmp_path: Path
