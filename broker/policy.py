@@ -53,7 +53,8 @@ class Principal:
     name: str
 
 
-_DEVICE_PUBLISH = (topics.Channel.TELEMETRY, topics.Channel.EVENTS, topics.Channel.PROV)
+_DEVICE_PUBLISH = (topics.Channel.TELEMETRY, topics.Channel.EVENTS, topics.Channel.STRIPS,
+                   topics.Channel.PROV)
 _DEVICE_SUBSCRIBE = (topics.Channel.CMD, topics.Channel.PROV)
 
 
@@ -144,4 +145,4 @@ class BrokerPolicy:
             if device != who.name or channel not in _DEVICE_SUBSCRIBE:
                 raise AccessDenied("a device subscribes only to its own commands")
         elif channel in ("#", "+") or channel == topics.Channel.CMD:
-            raise AccessDenied("the cloud reads device telemetry and events only")
+            raise AccessDenied("the cloud reads device telemetry, events and strips only")
