@@ -7,7 +7,8 @@
         ├── StoreError           the run store cannot be created, opened, read or written
         ├── IngestRejected       a delivered message failed verification; carries ``reason``
         ├── CertificateRejected  path validation, profile or revocation check failed (pki)
-        └── InventoryError       an unknown chip or device, or a refused lifecycle change
+        ├── InventoryError       an unknown chip or device, or a refused lifecycle change
+        └── StripError           an ECG strip the cloud's analyser cannot read (confirm)
 
 :class:`IngestRejected` exists so code that verifies one message at a time can raise a single
 typed error (house style 4); :class:`cloud.ingest.CloudCore` catches it and turns it into a
@@ -50,3 +51,7 @@ class CertificateRejected(CloudError):
 class InventoryError(CloudError):
     """The inventory refused: unknown chip, duplicate registration, or a lifecycle event
     the device's state does not allow. Nothing is written when it is raised."""
+
+
+class StripError(CloudError):
+    """A signal strip the cloud's analyser cannot read (too short, too slow, not finite)."""

@@ -11,18 +11,20 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cloud.clinical import score_detections
+from cloud.clinical import Detection, Episode, score_detections
 from cloud.store import RunStore
+from devices.tinyml.ecg import DETECTED_EPISODES as ECG_DETECTED_EPISODES
 from devices.tinyml.vitals import EPISODES as VITALS_EPISODES
 from twin.core.defences import DEFENCES
+from twin.core.messages import Kind
 from twin.core.psa import PSA_GOALS
 from twin.sim.driver import RunResult
 
 REPORT_SCHEMA = 1
-DEVICE_DETECTED_EPISODES = tuple(name for kind in ("bp", "sweat")
-                                 for name in VITALS_EPISODES[kind][1:])
-"""The episode kinds an on-device model is trained to flag (the vitals models today; the ECG
-model's kinds join when it runs in the fleet)."""
+DEVICE_DETECTED_EPISODES = (*ECG_DETECTED_EPISODES, *(
+    name for kind in ("bp", "sweat") for name in VITALS_EPISODES[kind][1:]))
+"""The episode kinds an on-device model is trained to flag (ECG beats and AF, and the vitals
+models' episodes)."""
 WALL_CLOCK_FIELDS = ("wall_seconds", "realtime_factor")
 """Fields that differ between two runs of the same scenario and seed."""
 
@@ -40,8 +42,11 @@ def build_report(result: RunResult, store: RunStore) -> dict[str, Any]:
     sc = result.scenario
     c = result.counters
     alerts = Counter(a.rule for a in store.alerts() if a.state == "raised")
-    detection = score_detections(store.episodes(), store.flagged_windows(), sc.window,
+    episodes = store.episodes()
+    detection = score_detections(episodes, store.flagged_windows(), sc.window,
                                  DEVICE_DETECTED_EPISODES)
+    cloud = score_detections(episodes, store.confirmed_strips(), sc.window,
+                             ECG_DETECTED_EPISODES)
     security_alerts = {k.removeprefix("security.alerts."): v for k, v in sorted(c.items())
                        if k.startswith("security.alerts.")}
     return {
@@ -68,13 +73,18 @@ def build_report(result: RunResult, store: RunStore) -> dict[str, Any]:
             "episodes": c.get("clinical.episodes", 0),
             "episodes_by_kind": store.episodes_by_kind(),
             "detected_on_device": detection.detected,
-            "detected_in_cloud": None,
+            "detected_in_cloud": cloud.detected,
             "sensitivity": _round(detection.sensitivity),
             "ppv": _round(detection.ppv),
             "median_detection_latency_s": _round(detection.median_latency_s),
             "scored_episodes": detection.episodes,
             "scored_episode_kinds": list(detection.scored_kinds),
             "flagged_windows": detection.flagged_windows,
+            "detected_by_kind": {
+                k: {"episodes": n, "detected_on_device": d,
+                    **({"detected_in_cloud": cloud.by_kind[k][1]} if k in cloud.by_kind else {})}
+                for k, (n, d) in detection.by_kind.items()},
+            "ecg": _ecg_section(episodes, store, sc.window, cloud, c),
             "alerts": dict(sorted(alerts.items())),
         },
         "security": {
@@ -91,6 +101,29 @@ def build_report(result: RunResult, store: RunStore) -> dict[str, Any]:
         "devices_by_state": result.states,
         "counters": dict(sorted(c.items())),
     }
+
+
+def _scores(d: Detection) -> dict[str, Any]:
+    return {"detected": d.detected, "sensitivity": _round(d.sensitivity), "ppv": _round(d.ppv),
+            "median_detection_latency_s": _round(d.median_latency_s)}
+
+
+def _ecg_section(episodes: list[Episode], store: RunStore, window_s: float, cloud: Detection,
+                 counters: dict[str, int]) -> dict[str, Any]:
+    """ECG episodes scored on the device (flagged windows of ECG patches) and in the cloud
+    (strips it confirmed), side by side over the same episodes. The cloud's PPV is over the
+    strips it confirmed, its latency runs to when it received them."""
+    device = score_detections(episodes, store.flagged_windows(Kind.ECG_PATCH.value), window_s,
+                              ECG_DETECTED_EPISODES)
+    return {"scored_episodes": cloud.episodes,
+            "scored_episode_kinds": list(cloud.scored_kinds),
+            "on_device": {**_scores(device), "flagged_windows": device.flagged_windows},
+            "in_cloud": {**_scores(cloud),
+                         "strips_sent": counters.get("strips.sent", 0),
+                         "strips_received": counters.get("strips.stored", 0),
+                         "strips_confirmed": counters.get("strips.confirmed", 0),
+                         "strips_refuted": counters.get("strips.refuted", 0),
+                         "strips_unreadable": counters.get("strips.unreadable", 0)}}
 
 
 def _round(value: float | None) -> float | None:
