@@ -24,7 +24,6 @@ Everything here works on a whole batch of windows at once, ``(n, samples)`` in m
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
@@ -52,7 +51,7 @@ _SEARCH = 0.075  # s each side of the integrated peak to place R
 REL = 0.25
 _MIN_ENERGY = 1e-6  # (mV/sample)^2: below this a window is flat (electrode off), no beats
 _DECIM = 2  # detector rate divisor (250 -> 125 Hz)
-_EDGE = round(0.5 * FS)  # odd-reflection padding a side before the FFT
+_EDGE = 190  # odd-reflection padding a side (0.76 s): 2,500 + 380 is a fast FFT size
 _CHUNK = 256  # windows per pass: each intermediate array (2.5 MB) stays in cache
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -120,8 +119,8 @@ def band_pass(x: FloatArray) -> tuple[FloatArray, FloatArray]:
     One real FFT per window and two inverse FFTs for the whole batch (about 20 us a 10-s
     window, against 2 x 40 us for two ``sosfiltfilt`` calls): a forward-backward filter's
     response is |H(f)|^2, applied in the frequency domain. Each window is first extended by
-    its odd reflection about its end samples (0.5 s a side, as ``filtfilt`` pads) so that the
-    FFT's periodic wrap-around adds no step at the edges.
+    its odd reflection about its end samples (0.76 s a side; ``filtfilt`` pads the same way)
+    so that the FFT's periodic wrap-around adds no step at the edges.
     """
     n, pad = x.shape[1], min(_EDGE, x.shape[1] - 1)
     ext = np.empty((x.shape[0], n + 2 * pad), np.float32)
@@ -151,22 +150,47 @@ def detect_beats(x: FloatArray) -> tuple[IntArray, IntArray, FloatArray]:
     clean, band = band_pass(x)
     q = band.shape[1] // _DECIM
     energy = np.square(np.diff(band[:, :q * _DECIM], axis=1, prepend=band[:, :1]))
-    coarse = energy[:, 0::_DECIM].copy()  # strided sums: 4x faster than reshape(...).mean()
+    coarse = energy[:, 0::_DECIM].copy()  # strided sums: faster than reshape(...).mean()
     for k in range(1, _DECIM):
         coarse += energy[:, k::_DECIM]
     coarse *= 1.0 / _DECIM
     integ = ndimage.uniform_filter1d(coarse, size=round(0.15 * FS / _DECIM), axis=1)
     integ += np.linspace(0.0, 1e-9, q, dtype=np.float32)  # break plateau ties
-    span = 2 * round(_REFRACTORY * FS / _DECIM) + 1
-    peak = integ == ndimage.maximum_filter1d(integ, size=span, axis=1)
-    floor = np.maximum(0.05 * np.percentile(integ, 99, axis=1, keepdims=True), _MIN_ENERGY)
-    peak &= integ > floor
-    cand_row, cand_at = np.nonzero(peak)
-    ref = _row_median(integ[cand_row, cand_at], cand_row.astype(np.int64), len(x),
-                      default=np.inf)
-    peak &= integ > REL * ref[:, None]
-    row, at = np.nonzero(peak)
-    return row.astype(np.int64), _refine(band, row, at * _DECIM + _DECIM // 2), clean
+    # The floor is a guard against noise-only windows: the 99th percentile of every 4th
+    # sample (integ is smooth over 150 ms = 19 samples) is as good and 5x cheaper.
+    floor = np.maximum(0.05 * _percentile_99(integ[:, ::4]), _MIN_ENERGY)
+    cand_row, cand_at = _window_maxima(integ, floor, round(_REFRACTORY * FS / _DECIM))
+    height = integ[cand_row, cand_at]
+    ref = _row_median(height, cand_row, len(x), default=np.inf)
+    keep = height > REL * ref[cand_row]
+    row, at = cand_row[keep], cand_at[keep]
+    return row, _refine(band, row, at * _DECIM + _DECIM // 2), clean
+
+
+def _percentile_99(x: FloatArray) -> FloatArray:
+    """Each row's 99th percentile (numpy's "linear" method) from a sort: numpy's SIMD sort
+    beats its partition, which ``np.percentile`` uses, on rows this short."""
+    s = np.sort(x, axis=1)
+    pos = 0.99 * (x.shape[1] - 1)
+    lo = int(pos)
+    hi = min(lo + 1, x.shape[1] - 1)
+    out: FloatArray = (s[:, lo] + (pos - lo) * (s[:, hi] - s[:, lo]))[:, None]
+    return out
+
+
+def _window_maxima(integ: FloatArray, floor: FloatArray, half: int
+                   ) -> tuple[IntArray, IntArray]:
+    """Samples above ``floor`` that are the maximum of ``integ`` within +-``half`` samples
+    (what ``maximum_filter1d`` marks, without filtering every sample): such a sample is a
+    local maximum, so only the few local maxima above the floor are checked."""
+    local = integ > floor
+    local[:, 1:] &= integ[:, 1:] >= integ[:, :-1]
+    local[:, :-1] &= integ[:, :-1] >= integ[:, 1:]
+    row, at = np.nonzero(local)
+    width = integ.shape[1]
+    pos = np.clip(at[:, None] + np.arange(-half, half + 1), 0, width - 1) + (row * width)[:, None]
+    keep = integ[row, at] >= np.take(integ.reshape(-1), pos).max(axis=1, initial=-np.inf)
+    return row[keep].astype(np.int64), at[keep].astype(np.int64)
 
 
 def _refine(band: FloatArray, row: IntArray, at: IntArray) -> IntArray:
@@ -207,7 +231,8 @@ def segments(clean: FloatArray, row: IntArray, sample: IntArray) -> FloatArray:
     pairs *= 0.5
     start = (row * 2 + (sample & 1)) * half + (sample >> 1)  # padded start = sample
     seg = np.take(pairs.reshape(-1), start[:, None] + np.arange(SEG_LEN))
-    seg -= np.median(seg, axis=1, keepdims=True)
+    ordered = np.sort(seg, axis=1)  # the median from a SIMD sort, 7x faster than np.median
+    seg -= 0.5 * (ordered[:, SEG_LEN // 2 - 1] + ordered[:, SEG_LEN // 2])[:, None]
     amp = np.ptp(seg, axis=1)
     scale = _row_median(amp, row, clean.shape[0], default=1.0)
     out: FloatArray = (seg / np.maximum(scale[row], 0.05)[:, None]).astype(np.float32)
@@ -221,13 +246,14 @@ def _row_median(values: npt.NDArray[np.floating], row: IntArray, n_rows: int,
         return np.full(n_rows, default)
     counts = np.bincount(row, minlength=n_rows)
     width = int(counts.max())
-    dense = np.full((n_rows, width), np.nan)
+    dense = np.full((n_rows, width), np.inf)  # missing entries sort last
     start = np.concatenate([[0], np.cumsum(counts)[:-1]])
     dense[row, np.arange(len(row)) - start[row]] = values
-    with warnings.catch_warnings():  # all-NaN rows (windows without beats) are expected
-        warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(dense, axis=1) if width else np.full(n_rows, np.nan)
-    return np.where(np.isnan(med), default, med)
+    dense.sort(axis=1)
+    every = np.arange(n_rows)
+    lo, hi = np.maximum(counts - 1, 0) // 2, counts // 2
+    med = 0.5 * (dense[every, lo] + dense[every, np.minimum(hi, width - 1)])
+    return np.where(counts > 0, med, default)
 
 
 def rhythm(row: IntArray, sample: IntArray, n_rows: int) -> FloatArray:
