@@ -18,7 +18,7 @@ import numpy.typing as npt
 from devices.physiology import BpSource, CohortParams, SweatSource
 from devices.tinyml.energy import count_macs
 from devices.tinyml.runtime import TinyModel
-from devices.tinyml.vitals import EPISODES, FEATURES, VitalsModel, fold
+from devices.tinyml.vitals import EPISODES, FEATURES, THRESHOLDS, VitalsModel, fold
 from twin.core.seeds import SeedTree
 
 RATE = {"bp": 20.0, "sweat": 4.0}
@@ -102,7 +102,8 @@ def train_one(kind: str, args: argparse.Namespace, log: Callable[[str], None]
     path.write_bytes(_quantise(model, x[rng.permutation(len(x))]))
     xv, yv = windows(kind, 200, 4.0, args.seed * 10 + 2)
     q = VitalsModel.load(kind, str(path)).score(xv)
-    f = fold(model.predict(xv, batch_size=8192, verbose=0).astype(np.float32), classes)
+    f = fold(model.predict(xv, batch_size=8192, verbose=0).astype(np.float32), classes,
+             THRESHOLDS[kind])
     tiny = TinyModel.load(str(path))
     summary = {"kind": kind, "bytes": tiny.size_bytes, **count_macs(tiny),
                "classes": classes, "validation": _metrics(q.flag, yv, classes),
