@@ -1,8 +1,9 @@
-"""Window events for one phase group: the values and the on-device model's verdict.
+"""Window events for one phase group: the values, the on-device model's verdict, what the
+inference cost the MCU and, when an ECG window is flagged, its strip for the cloud.
 
 Shared by the sim and the live driver's steppers (one batched TinyML inference per kind and
 phase group, ARCHITECTURE.md section 2), so a live window carries exactly the sim's values,
-score and flags; the parity test (``tests/twin/live``) holds the two drivers to it.
+score, flags and strips; the parity test (``tests/twin/live``) holds the two drivers to it.
 """
 
 from __future__ import annotations
