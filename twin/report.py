@@ -168,6 +168,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     clinical = report["clinical"]
     episodes = clinical.get("episodes_by_kind") or {}
     lines += _table(("episode", "count"), list(episodes.items())) if episodes else ["None."]
+    lines += _detection_lines(clinical)
     lines += ["", "## Threshold alerts raised in the cloud", ""]
     alerts = clinical["alerts"]
     lines += _table(("rule", "alerts"), list(alerts.items())) if alerts else ["None."]
@@ -175,6 +176,30 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += _table(("state", "devices"), list(report["devices_by_state"].items()))
     lines += _security_lines(report)
     return "\n".join(lines)
+
+
+def _detection_lines(clinical: dict[str, Any]) -> list[str]:
+    """Who caught the episodes: the devices' models, and for ECG the cloud's confirmation."""
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{100 * x:.1f} %"
+
+    lines = ["", "## Detection", "",
+             "| scored by | episodes | detected | sensitivity | PPV | median latency (s) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |",
+             f"| devices, all kinds | {clinical['scored_episodes']:,} | "
+             f"{clinical['detected_on_device']:,} | {pct(clinical['sensitivity'])} | "
+             f"{pct(clinical['ppv'])} | {clinical['median_detection_latency_s']} |"]
+    ecg = clinical.get("ecg")
+    if ecg:
+        for who, d in (("ECG patches", ecg["on_device"]), ("cloud, ECG strips", ecg["in_cloud"])):
+            lines.append(f"| {who} | {ecg['scored_episodes']:,} | {d['detected']:,} | "
+                         f"{pct(d['sensitivity'])} | {pct(d['ppv'])} | "
+                         f"{d['median_detection_latency_s']} |")
+        cloud = ecg["in_cloud"]
+        lines += ["", f"Strips: {cloud['strips_sent']:,} sent, {cloud['strips_received']:,} "
+                  f"received, {cloud['strips_confirmed']:,} confirmed, "
+                  f"{cloud['strips_refuted']:,} refuted by the cloud."]
+    return lines
 
 
 def _security_lines(report: dict[str, Any]) -> list[str]:

@@ -53,6 +53,9 @@ def test_every_flagged_window_sends_its_strip_and_the_cloud_scores_them(run_smal
     assert 0 < ecg["in_cloud"]["detected"] <= ecg["on_device"]["detected"]  # cloud only confirms
     assert ecg["in_cloud"]["median_detection_latency_s"] >= ecg["on_device"][
         "median_detection_latency_s"]  # it hears later
+    summary = (out.out / "report.md").read_text()
+    assert "| cloud, ECG strips |" in summary
+    assert f"{ecg['in_cloud']['strips_confirmed']:,} confirmed" in summary
 
 
 def test_patients_in_sinus_rhythm_are_almost_never_flagged(run_small, small):
