@@ -136,9 +136,9 @@ def _ventricular(clean: FloatArray, r: npt.NDArray[np.int64], rr: FloatArray,
     seg = seg - np.median(seg, axis=1, keepdims=True)
     dominant = seg[~premature] if (~premature).sum() >= 3 else seg
     template = np.median(dominant, axis=0)
-    corr = np.array([_pearson(s, template) for s in seg])
-    width = np.array([_qrs_width(s, round(0.2 * fs), fs) for s in seg])
-    dominant_width = _qrs_width(template, round(0.2 * fs), fs)
+    corr = _pearson(seg, template)
+    width = _qrs_width(seg, round(0.2 * fs), fs)
+    dominant_width = float(_qrs_width(template[None, :], round(0.2 * fs), fs)[0])
     if dominant_width > _WIDE_S and med < 0.6:  # wide-complex tachycardia
         return np.ones(len(r), bool)
     wide = (width > _WIDE_RATIO * dominant_width) & (width > _WIDE_S)
@@ -146,22 +146,26 @@ def _ventricular(clean: FloatArray, r: npt.NDArray[np.int64], rr: FloatArray,
     return out
 
 
-def _pearson(a: FloatArray, b: FloatArray) -> float:
-    sa, sb = a.std(), b.std()
-    if not (sa > 0 and sb > 0):
-        return 1.0
-    return float(np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb))
+def _pearson(beats: FloatArray, template: FloatArray) -> FloatArray:
+    """Pearson correlation of each row of ``beats`` with ``template`` (1 for a flat row)."""
+    a = beats - beats.mean(axis=1, keepdims=True)
+    b = template - template.mean()
+    norm = np.sqrt((a * a).sum(axis=1) * (b * b).sum())
+    out: FloatArray = np.divide(a @ b, norm, out=np.ones(len(a)), where=norm > 0)
+    return out
 
 
-def _qrs_width(beat: FloatArray, at: int, fs: float) -> float:
-    """Seconds around R (index ``at``) over which |beat| stays above 30 % of its largest value
-    within +-150 ms: wide for a ventricular beat, about 40-80 ms for a conducted one."""
-    lo, hi = max(0, at - round(0.15 * fs)), min(len(beat), at + round(0.15 * fs))
-    mag = np.abs(beat[lo:hi])
-    if not len(mag) or mag.max() <= 0:
-        return 0.0
-    above = np.flatnonzero(mag >= 0.3 * mag.max())
-    return float(above[-1] - above[0] + 1) / fs
+def _qrs_width(beats: FloatArray, at: int, fs: float) -> FloatArray:
+    """Seconds around R (column ``at``) over which each row's |beat| stays above 30 % of its
+    largest value within +-150 ms: wide for a ventricular beat, 40-80 ms for a conducted one."""
+    lo, hi = max(0, at - round(0.15 * fs)), min(beats.shape[1], at + round(0.15 * fs))
+    mag = np.abs(beats[:, lo:hi])
+    top = mag.max(axis=1, keepdims=True)
+    above = (mag >= 0.3 * top) & (top > 0)
+    first = np.argmax(above, axis=1)
+    last = above.shape[1] - 1 - np.argmax(above[:, ::-1], axis=1)
+    out: FloatArray = np.where(above.any(axis=1), (last - first + 1) / fs, 0.0)
+    return out
 
 
 def _irregular(rr: FloatArray, v: npt.NDArray[np.bool_]) -> tuple[float, bool]:
