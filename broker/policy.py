@@ -56,7 +56,8 @@ class Principal:
     name: str
 
 
-_DEVICE_PUBLISH = (topics.Channel.TELEMETRY, topics.Channel.EVENTS, topics.Channel.PROV)
+_DEVICE_PUBLISH = (topics.Channel.TELEMETRY, topics.Channel.EVENTS, topics.Channel.STRIPS,
+                   topics.Channel.PROV)
 _DEVICE_SUBSCRIBE = (topics.Channel.CMD, topics.Channel.PROV)
 
 
@@ -153,4 +154,4 @@ class BrokerPolicy:
             if levels[4:] != [topics.Channel.PROV.value, "request"]:
                 raise AccessDenied("the platform reads only enrolment requests")
         elif channel in ("#", "+") or channel == topics.Channel.CMD:
-            raise AccessDenied("the cloud reads device telemetry and events only")
+            raise AccessDenied("the cloud reads device telemetry, events and strips only")

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cloud.alerts import Alert
-from twin.core.messages import DeviceEvent, Telemetry
+from cloud.confirm import Confirmation
+from twin.core.messages import DeviceEvent, Strip, Telemetry
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,21 @@ class StoreEvent:
 
     event: DeviceEvent
     received: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStrip:
+    """Persist one verified strip and the cloud's verdict on it.
+
+    Attributes:
+        strip: the device's message.
+        received: the cloud's ``now``.
+        confirmation: what the cloud's analysis found (``None``: it could not read the strip).
+    """
+
+    strip: Strip
+    received: float
+    confirmation: Confirmation | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,4 +70,4 @@ class Reject:
     received: float
 
 
-CloudEffect = StoreTelemetry | StoreEvent | RaiseAlert | Reject
+CloudEffect = StoreTelemetry | StoreEvent | StoreStrip | RaiseAlert | Reject

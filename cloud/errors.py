@@ -8,7 +8,8 @@
         ├── IngestRejected       a delivered message failed verification; carries ``reason``
         ├── CertificateRejected  path validation, profile or revocation check failed (pki)
         ├── InventoryError       an unknown chip or device, or a refused lifecycle change
-        └── CampaignError        an OTA campaign the platform refuses to publish; ``reason``
+        ├── CampaignError        an OTA campaign the platform refuses to publish; ``reason``
+        └── StripError           an ECG strip the cloud's analyser cannot read (confirm)
 
 :class:`IngestRejected` exists so code that verifies one message at a time can raise a single
 typed error (house style 4); :class:`cloud.ingest.CloudCore` catches it and turns it into a
@@ -64,3 +65,7 @@ class CampaignError(CloudError):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"campaign refused ({reason})" + (f": {detail}" if detail else ""))
         self.reason = reason
+
+
+class StripError(CloudError):
+    """A signal strip the cloud's analyser cannot read (too short, too slow, not finite)."""

@@ -5,16 +5,20 @@ Each message the broker delivers goes through the checks below, in order; the fi
 fails rejects it with a short reason code (:class:`cloud.errors.IngestRejected`):
 
 1. ``topic``: the topic parses under the project grammar, belongs to this tenant and is a
-   device-to-cloud channel (``telemetry`` or ``events``) with no suffix;
+   device-to-cloud channel (``telemetry``, ``events`` or ``strips``) with no suffix;
 2. ``decode``: the payload is a valid message of this schema version (the codec is total);
 3. ``identity_mismatch``: the payload's ``device`` is the topic's device. The broker binds the
    topic to the certificate identity, so this makes a device speak only for itself
    (PSA Certified goal 1, unique identification; the false-data-injection defence);
-4. ``channel_mismatch``: telemetry arrives only on ``telemetry``, events only on ``events``;
+4. ``channel_mismatch``: telemetry arrives only on ``telemetry``, events only on ``events``,
+   strips only on ``strips``;
 5. ``kind_mismatch``: a telemetry window carries exactly its kind's metrics (``KIND_METRICS``);
 6. the anti-replay window (RFC 4303 3.4.3, :mod:`cloud.sequence`), when ``replay_window`` is
    on: duplicates and too-old numbers are *dropped* and counted, not rejected, because QoS 1
    redelivery makes benign duplicates normal; a replay attack shows up in the same counters.
+
+A verified strip (the raw window of a flag) is analysed by :mod:`cloud.confirm`, the cloud's
+independent second opinion, and stored with its verdict (``StoreStrip``).
 
 Rejections become ``Reject`` + ``Count("<channel>.rejected")`` + ``Notice``; they never raise,
 whatever bytes a peer sends (ARCHITECTURE.md section 4, bad input).
@@ -25,9 +29,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
+import numpy as np
+
 from cloud.alerts import DEFAULT_RULES, AlertEngine, AlertRule
-from cloud.effects import CloudEffect, RaiseAlert, Reject, StoreEvent, StoreTelemetry
-from cloud.errors import IngestRejected
+from cloud.confirm import analyse
+from cloud.effects import CloudEffect, RaiseAlert, Reject, StoreEvent, StoreStrip, StoreTelemetry
+from cloud.errors import IngestRejected, StripError
 from cloud.monitor import QuarantineRequest
 from cloud.ota import Campaign, Offer, StartCampaign
 from cloud.sequence import DEFAULT_WINDOW, SequenceTracker
@@ -44,10 +51,19 @@ from twin.core.events import (
     Publish,
     Subscribe,
 )
-from twin.core.messages import KIND_METRICS, Command, DeviceEvent, FirmwareOffer, Kind, Telemetry
+from twin.core.messages import (
+    KIND_METRICS,
+    Command,
+    DeviceEvent,
+    FirmwareOffer,
+    Kind,
+    Strip,
+    Telemetry,
+)
 from twin.core.topics import PREFIX, Channel, check_tenant, parse
 from twin.core.topics import command as command_topic
 
+_FROM_DEVICES: Final = (Channel.TELEMETRY, Channel.EVENTS, Channel.STRIPS)
 _MAX_ECHO: Final = 256  # how much of a peer-chosen topic or error text a record keeps
 _KIND_SETS: Final = {kind: frozenset(names) for kind, names in KIND_METRICS.items()}
 
@@ -57,7 +73,8 @@ Output = Effect | CloudEffect
 def _channel_prefix(topic: str) -> str:
     """The counter prefix for a topic, guessed from its channel segment even if it is bad."""
     parts = topic.split("/", 5) if isinstance(topic, str) else []
-    return "events" if len(parts) > 4 and parts[4] == Channel.EVENTS else "telemetry"
+    channel = parts[4] if len(parts) > 4 else ""
+    return channel if channel in (Channel.EVENTS, Channel.STRIPS) else "telemetry"
 
 
 class CloudCore:
@@ -101,6 +118,7 @@ class CloudCore:
         self._filters = (
             f"{PREFIX}/{tenant}/+/{Channel.TELEMETRY.value}",
             f"{PREFIX}/{tenant}/+/{Channel.EVENTS.value}",
+            f"{PREFIX}/{tenant}/+/{Channel.STRIPS.value}",
         )
 
     @property
@@ -189,7 +207,7 @@ class CloudCore:
         out.extend(self._accept(prefix, message, now))
         return out
 
-    def verify(self, topic: str, payload: bytes) -> Telemetry | DeviceEvent:
+    def verify(self, topic: str, payload: bytes) -> Telemetry | DeviceEvent | Strip:
         """Run checks 1-5 of the module docstring; stateless, so it changes nothing.
 
         Args:
@@ -208,7 +226,7 @@ class CloudCore:
             raise IngestRejected("topic", str(exc)) from None
         if parsed.tenant != self.tenant:
             raise IngestRejected("topic", f"tenant {parsed.tenant!r} is not {self.tenant!r}")
-        if parsed.channel not in (Channel.TELEMETRY, Channel.EVENTS) or parsed.rest:
+        if parsed.channel not in _FROM_DEVICES or parsed.rest:
             raise IngestRejected("topic", f"not a device-to-cloud topic: {topic:.80}")
         try:
             message = decode(payload)
@@ -224,11 +242,14 @@ class CloudCore:
             return message
         if parsed.channel is Channel.EVENTS and isinstance(message, DeviceEvent):
             return message
+        if parsed.channel is Channel.STRIPS and isinstance(message, Strip):
+            return message
         raise IngestRejected(
             "channel_mismatch", f"{type(message).__name__} on the {parsed.channel} channel"
         )
 
-    def _accept(self, prefix: str, message: Telemetry | DeviceEvent, now: float) -> list[Output]:
+    def _accept(self, prefix: str, message: Telemetry | DeviceEvent | Strip,
+                now: float) -> list[Output]:
         out: list[Output] = []
         if self.replay_window:
             # RFC 4303 3.4.3: the window is updated only now, after every other check passed.
@@ -242,6 +263,8 @@ class CloudCore:
                 out.append(Count(f"{prefix}.gaps", verdict.gap))
             elif verdict.reason == "reordered":
                 out.append(Count(f"{prefix}.gaps_filled"))
+        if isinstance(message, Strip):
+            return [*out, *_confirm(message, now)]
         if isinstance(message, DeviceEvent):
             out += [StoreEvent(message, now), Count(f"{prefix}.stored")]
             if message.name == "update":
@@ -276,3 +299,14 @@ def _check_kind(message: Telemetry) -> None:
             "kind_mismatch",
             f"{message.kind} reports {sorted(expected or ())}, got {sorted(message.values)}",
         )
+
+
+def _confirm(strip: Strip, now: float) -> list[Output]:
+    """The cloud's second opinion on a verified strip (:mod:`cloud.confirm`), stored with it."""
+    mv = np.frombuffer(strip.samples, "<i2").astype(np.float64) * strip.lsb_mv
+    try:
+        verdict = analyse(mv, strip.fs)
+    except StripError:
+        return [StoreStrip(strip, now, None), Count("strips.stored"), Count("strips.unreadable")]
+    outcome = "confirmed" if verdict.confirmed else "refuted"
+    return [StoreStrip(strip, now, verdict), Count("strips.stored"), Count(f"strips.{outcome}")]

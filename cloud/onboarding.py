@@ -33,19 +33,22 @@ class Grants:
 
 
 def device_grants(tenant: str, device: str) -> Grants:
-    """What a device may do: publish its telemetry, events and enrolment requests; read its
-    own commands and enrolment responses (PSA goal 1 enforced at the broker)."""
+    """What a device may do: publish its telemetry, events, flagged strips and enrolment
+    requests; read its own commands and enrolment responses (PSA goal 1 enforced at the
+    broker)."""
     base = f"{topics.PREFIX}/{topics.check_tenant(tenant)}/{device}"
     topics.build(tenant, device, topics.Channel.TELEMETRY)  # validates the device segment
-    return Grants(device, (f"{base}/telemetry", f"{base}/events", f"{base}/prov/request"),
+    return Grants(device, (f"{base}/telemetry", f"{base}/events", f"{base}/strips",
+                           f"{base}/prov/request"),
                   (f"{base}/cmd/#", f"{base}/prov/response"))
 
 
 def cloud_grants(tenant: str, name: str = "cloud") -> Grants:
-    """What the cloud service may do: read every device's telemetry and events in its tenant
-    and send commands."""
+    """What the cloud service may do: read every device's telemetry, events and strips in its
+    tenant and send commands."""
     base = f"{topics.PREFIX}/{topics.check_tenant(tenant)}"
-    return Grants(name, (f"{base}/+/cmd/#",), (f"{base}/+/telemetry", f"{base}/+/events"))
+    return Grants(name, (f"{base}/+/cmd/#",),
+                  (f"{base}/+/telemetry", f"{base}/+/events", f"{base}/+/strips"))
 
 
 def mosquitto_acl(grants: Iterable[Grants]) -> str:

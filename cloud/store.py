@@ -27,14 +27,16 @@ from typing import Any, Final, cast
 
 from cloud.alerts import Alert, AlertState, Severity
 from cloud.clinical import Episode
-from cloud.effects import RaiseAlert, Reject, StoreEvent, StoreTelemetry
+from cloud.effects import RaiseAlert, Reject, StoreEvent, StoreStrip, StoreTelemetry
 from cloud.errors import StoreError
 from cloud.monitor import SecurityAlert
 from twin.core.events import Notice
 from twin.core.messages import METRICS
 
 BATCH_ROWS: Final = 2000
-SCHEMA_VERSION: Final = 3  # 2: security_alerts; 3: episodes (ground truth) and strips
+SCHEMA_VERSION: Final = 4
+"""2: security_alerts; 3: episodes (ground truth) and strips; 4: device_strips (the strips
+devices sent on a flag, with the cloud's verdict)."""
 APPLICATION_ID: Final = 0x6D747764  # "mtwd": marks the file as a medtwin store (sqlite3 docs)
 
 _IDENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -63,6 +65,10 @@ _TABLES: Final[Mapping[str, str]] = {
                 " end_s REAL NOT NULL",
     "strips": "device TEXT NOT NULL, t_end REAL NOT NULL, fs REAL NOT NULL,"
               " units TEXT NOT NULL, samples BLOB NOT NULL, beats TEXT NOT NULL",
+    "device_strips": "device TEXT NOT NULL, seq INTEGER NOT NULL, t REAL NOT NULL,"
+                     " received REAL NOT NULL, fs REAL NOT NULL, lsb_mv REAL NOT NULL,"
+                     " samples BLOB NOT NULL, flags TEXT NOT NULL, score REAL,"
+                     " confirmed INTEGER, findings TEXT NOT NULL",
     "security_alerts": "t REAL NOT NULL, subject TEXT NOT NULL, rule TEXT NOT NULL,"
                        " severity TEXT NOT NULL, count INTEGER NOT NULL, psa_goals TEXT NOT NULL",
 }
@@ -78,6 +84,7 @@ _SCHEMA: Final = "".join(
     "CREATE INDEX alerts_t ON alerts (t);\n"
     "CREATE INDEX episodes_device ON episodes (device);\n"
     "CREATE INDEX strips_device ON strips (device);\n"
+    "CREATE INDEX device_strips_device ON device_strips (device);\n"
 )
 
 Row = tuple[Any, ...]
@@ -137,6 +144,15 @@ def _telemetry_row(effect: StoreTelemetry) -> Row:
             float(tm.battery), score, ",".join(tm.flags), *metrics)
 
 
+def _strip_row(effect: StoreStrip) -> Row:
+    s, verdict = effect.strip, effect.confirmation
+    confirmed = None if verdict is None else int(verdict.confirmed)
+    findings = "" if verdict is None else ",".join(verdict.findings)
+    return (s.device, s.seq, float(s.t), float(effect.received), float(s.fs), float(s.lsb_mv),
+            bytes(s.samples), ",".join(s.flags), None if s.score is None else float(s.score),
+            confirmed, findings)
+
+
 def _rows(effects: Iterable[object], now: float) -> Iterator[tuple[str, Row]]:
     """Map storable effects to (table, row); other effects are not the store's business."""
     for e in effects:
@@ -146,6 +162,8 @@ def _rows(effects: Iterable[object], now: float) -> Iterator[tuple[str, Row]]:
             ev = e.event
             yield "events", (ev.device, ev.seq, float(ev.t), float(e.received), ev.name,
                              _json(ev.detail))
+        elif isinstance(e, StoreStrip):
+            yield "device_strips", _strip_row(e)
         elif isinstance(e, RaiseAlert):
             a = e.alert
             yield "alerts", (a.device, float(a.t), a.rule, a.metric, float(a.value), a.state,
@@ -245,11 +263,17 @@ class RunStore(ABC):
         return [Episode(str(d), str(k), float(s), float(e))
                 for d, k, s, e in self._iter("episodes")]
 
-    def flagged_windows(self) -> list[tuple[str, float]]:
-        """``(device, window end)`` of every stored window its device flagged."""
-        flags_at = TELEMETRY_COLUMNS.index("flags")
+    def flagged_windows(self, kind: str | None = None) -> list[tuple[str, float]]:
+        """``(device, window end)`` of every stored window its device flagged (of devices
+        of ``kind`` only, if given)."""
+        flags_at, kind_at = TELEMETRY_COLUMNS.index("flags"), TELEMETRY_COLUMNS.index("kind")
         return [(str(row[0]), float(row[2])) for row in self._iter("telemetry")
-                if row[flags_at]]
+                if row[flags_at] and kind in (None, row[kind_at])]
+
+    def confirmed_strips(self) -> list[tuple[str, float, float]]:
+        """``(device, window end, received)`` of every device strip the cloud confirmed."""
+        return [(str(r[0]), float(r[2]), float(r[3])) for r in self._iter("device_strips")
+                if r[9] == 1]
 
     def episodes_by_kind(self) -> dict[str, int]:
         """How many ground-truth episodes of each kind the run recorded."""
@@ -423,10 +447,11 @@ class SqliteStore(RunStore):
         order = "key" if table == "meta" else "rowid"
         return iter(self._query(table, f"SELECT * FROM {table} ORDER BY {order}"))
 
-    def flagged_windows(self) -> list[tuple[str, float]]:
+    def flagged_windows(self, kind: str | None = None) -> list[tuple[str, float]]:
         """See :meth:`RunStore.flagged_windows`; filtered in SQL, not in Python."""
-        sql = "SELECT device, t FROM telemetry WHERE flags != '' ORDER BY rowid"
-        return [(str(d), float(t)) for d, t in self._query("telemetry", sql)]
+        sql = "SELECT device, t, kind FROM telemetry WHERE flags != '' ORDER BY rowid"
+        return [(str(d), float(t)) for d, t, k in self._query("telemetry", sql)
+                if kind in (None, k)]
 
     def count(self, table: str) -> int:
         """See :meth:`RunStore.count`; one ``COUNT(*)`` rather than reading the rows."""

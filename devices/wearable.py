@@ -41,8 +41,19 @@ from twin.core.events import (
     TimerFired,
     WindowReady,
 )
-from twin.core.messages import Command, DeviceEvent, FirmwareOffer, Kind, Telemetry
+from twin.core.messages import (
+    STRIP_LSB_MV,
+    Command,
+    DeviceEvent,
+    FirmwareOffer,
+    Kind,
+    Strip,
+    Telemetry,
+)
 
+STRIP_TX_BYTES = 1024
+"""A strip (about 5 KB) costs one message's radio energy per started KiB: the per-message
+budget of ``devices.battery`` covers a small TLS record, a strip is several."""
 RECONNECT_TIMER = "reconnect"
 REBOOT_TIMER = "reboot"
 # A device keeps measuring (into its buffer) while it reconnects, updates or reboots.
@@ -90,7 +101,8 @@ class WearableCore:
         updater: the firmware update client, if the device takes OTA updates.
     """
 
-    __slots__ = ("_attempt", "_events_topic", "_rng", "_telemetry_topic", "_update_report",
+    __slots__ = ("_attempt", "_events_topic", "_rng", "_strips_topic", "_telemetry_topic",
+                 "_update_report",
                  "battery", "buffer", "config", "device", "kind", "next_seq", "state", "tenant",
                  "updater")
 
@@ -118,6 +130,7 @@ class WearableCore:
         self._attempt = 0
         self._telemetry_topic = topics.telemetry(tenant, device)
         self._events_topic = topics.events(tenant, device)
+        self._strips_topic = topics.strips(tenant, device)
 
     def handle(self, event: Event | Provisioned, now: float) -> list[Effect]:
         """Take one event at simulated time ``now`` and return the effects to carry out.
@@ -186,6 +199,7 @@ class WearableCore:
         if self.state not in _SENDS_WINDOWS:
             return []
         self.battery.run_for(self.config.window_s)
+        self.battery.spend_mj(event.inference_mj)  # the model's MACs on the MCU (issue 6)
         if self.battery.empty:
             return [*self._fire(Ev.BATTERY_EMPTY, now), *self._drop_buffer(), Disconnect()]
         message = Telemetry(self.device, self._take_seq(), now, self.kind, event.values,
@@ -197,9 +211,22 @@ class WearableCore:
         if self.state is State.STREAMING:
             self.battery.transmit()
             effects.append(Publish(self._telemetry_topic, payload, self.config.qos))
+            if event.strip:
+                effects.extend(self._send_strip(event, now))
         else:
             effects.extend(self._buffer(payload))
+            if event.strip:  # a strip is for a clinician now; it is not kept for later
+                effects.append(Count("strips.not_sent_offline"))
         return effects
+
+    def _send_strip(self, event: WindowReady, now: float) -> list[Effect]:
+        """Send the raw window the model flagged, for the cloud to confirm (after the
+        window's telemetry, so its sequence number follows it)."""
+        strip = Strip(self.device, self._take_seq(), now, event.strip_fs, STRIP_LSB_MV,
+                      event.strip, event.flags, event.score)
+        payload = codec.encode(strip)
+        self.battery.transmit(-(-len(payload) // STRIP_TX_BYTES))
+        return [Count("strips.sent"), Publish(self._strips_topic, payload, self.config.qos)]
 
     def _buffer(self, payload: bytes) -> list[Effect]:
         self.buffer.append(payload)

@@ -11,18 +11,20 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cloud.clinical import score_detections
+from cloud.clinical import Detection, Episode, score_detections
 from cloud.store import RunStore
+from devices.tinyml.ecg import DETECTED_EPISODES as ECG_DETECTED_EPISODES
 from devices.tinyml.vitals import EPISODES as VITALS_EPISODES
 from twin.core.defences import DEFENCES
+from twin.core.messages import Kind
 from twin.core.psa import PSA_GOALS
 from twin.sim.driver import RunResult
 
 REPORT_SCHEMA = 1
-DEVICE_DETECTED_EPISODES = tuple(name for kind in ("bp", "sweat")
-                                 for name in VITALS_EPISODES[kind][1:])
-"""The episode kinds an on-device model is trained to flag (the vitals models today; the ECG
-model's kinds join when it runs in the fleet)."""
+DEVICE_DETECTED_EPISODES = (*ECG_DETECTED_EPISODES, *(
+    name for kind in ("bp", "sweat") for name in VITALS_EPISODES[kind][1:]))
+"""The episode kinds an on-device model is trained to flag (ECG beats and AF, and the vitals
+models' episodes)."""
 WALL_CLOCK_FIELDS = ("wall_seconds", "realtime_factor")
 """Fields that differ between two runs of the same scenario and seed."""
 
@@ -40,8 +42,11 @@ def build_report(result: RunResult, store: RunStore) -> dict[str, Any]:
     sc = result.scenario
     c = result.counters
     alerts = Counter(a.rule for a in store.alerts() if a.state == "raised")
-    detection = score_detections(store.episodes(), store.flagged_windows(), sc.window,
+    episodes = store.episodes()
+    detection = score_detections(episodes, store.flagged_windows(), sc.window,
                                  DEVICE_DETECTED_EPISODES)
+    cloud = score_detections(episodes, store.confirmed_strips(), sc.window,
+                             ECG_DETECTED_EPISODES)
     security_alerts = {k.removeprefix("security.alerts."): v for k, v in sorted(c.items())
                        if k.startswith("security.alerts.")}
     return {
@@ -68,13 +73,18 @@ def build_report(result: RunResult, store: RunStore) -> dict[str, Any]:
             "episodes": c.get("clinical.episodes", 0),
             "episodes_by_kind": store.episodes_by_kind(),
             "detected_on_device": detection.detected,
-            "detected_in_cloud": None,
+            "detected_in_cloud": cloud.detected,
             "sensitivity": _round(detection.sensitivity),
             "ppv": _round(detection.ppv),
             "median_detection_latency_s": _round(detection.median_latency_s),
             "scored_episodes": detection.episodes,
             "scored_episode_kinds": list(detection.scored_kinds),
             "flagged_windows": detection.flagged_windows,
+            "detected_by_kind": {
+                k: {"episodes": n, "detected_on_device": d,
+                    **({"detected_in_cloud": cloud.by_kind[k][1]} if k in cloud.by_kind else {})}
+                for k, (n, d) in detection.by_kind.items()},
+            "ecg": _ecg_section(episodes, store, sc.window, cloud, c),
             "alerts": dict(sorted(alerts.items())),
         },
         "security": {
@@ -111,6 +121,29 @@ def _renewals(counters: dict[str, int]) -> dict[str, int]:
     return {"renewed": counters.get("platform.renewed", 0),
             "refused": counters.get("platform.renewal_refused", 0),
             "expired_connects_refused": counters.get("broker.connect_denied.expired", 0)}
+
+
+def _scores(d: Detection) -> dict[str, Any]:
+    return {"detected": d.detected, "sensitivity": _round(d.sensitivity), "ppv": _round(d.ppv),
+            "median_detection_latency_s": _round(d.median_latency_s)}
+
+
+def _ecg_section(episodes: list[Episode], store: RunStore, window_s: float, cloud: Detection,
+                 counters: dict[str, int]) -> dict[str, Any]:
+    """ECG episodes scored on the device (flagged windows of ECG patches) and in the cloud
+    (strips it confirmed), side by side over the same episodes. The cloud's PPV is over the
+    strips it confirmed, its latency runs to when it received them."""
+    device = score_detections(episodes, store.flagged_windows(Kind.ECG_PATCH.value), window_s,
+                              ECG_DETECTED_EPISODES)
+    return {"scored_episodes": cloud.episodes,
+            "scored_episode_kinds": list(cloud.scored_kinds),
+            "on_device": {**_scores(device), "flagged_windows": device.flagged_windows},
+            "in_cloud": {**_scores(cloud),
+                         "strips_sent": counters.get("strips.sent", 0),
+                         "strips_received": counters.get("strips.stored", 0),
+                         "strips_confirmed": counters.get("strips.confirmed", 0),
+                         "strips_refuted": counters.get("strips.refuted", 0),
+                         "strips_unreadable": counters.get("strips.unreadable", 0)}}
 
 
 def _round(value: float | None) -> float | None:
@@ -167,6 +200,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     clinical = report["clinical"]
     episodes = clinical.get("episodes_by_kind") or {}
     lines += _table(("episode", "count"), list(episodes.items())) if episodes else ["None."]
+    lines += _detection_lines(clinical)
     lines += ["", "## Threshold alerts raised in the cloud", ""]
     alerts = clinical["alerts"]
     lines += _table(("rule", "alerts"), list(alerts.items())) if alerts else ["None."]
@@ -174,6 +208,30 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += _table(("state", "devices"), list(report["devices_by_state"].items()))
     lines += _security_lines(report)
     return "\n".join(lines)
+
+
+def _detection_lines(clinical: dict[str, Any]) -> list[str]:
+    """Who caught the episodes: the devices' models, and for ECG the cloud's confirmation."""
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{100 * x:.1f} %"
+
+    lines = ["", "## Detection", "",
+             "| scored by | episodes | detected | sensitivity | PPV | median latency (s) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |",
+             f"| devices, all kinds | {clinical['scored_episodes']:,} | "
+             f"{clinical['detected_on_device']:,} | {pct(clinical['sensitivity'])} | "
+             f"{pct(clinical['ppv'])} | {clinical['median_detection_latency_s']} |"]
+    ecg = clinical.get("ecg")
+    if ecg:
+        for who, d in (("ECG patches", ecg["on_device"]), ("cloud, ECG strips", ecg["in_cloud"])):
+            lines.append(f"| {who} | {ecg['scored_episodes']:,} | {d['detected']:,} | "
+                         f"{pct(d['sensitivity'])} | {pct(d['ppv'])} | "
+                         f"{d['median_detection_latency_s']} |")
+        cloud = ecg["in_cloud"]
+        lines += ["", f"Strips: {cloud['strips_sent']:,} sent, {cloud['strips_received']:,} "
+                  f"received, {cloud['strips_confirmed']:,} confirmed, "
+                  f"{cloud['strips_refuted']:,} refuted by the cloud."]
+    return lines
 
 
 def _security_lines(report: dict[str, Any]) -> list[str]:

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from devices.physiology import BpSource, CohortParams, SweatSource
 from devices.tinyml.energy import count_macs
 from devices.tinyml.runtime import TinyModel
-from devices.tinyml.vitals import EPISODES, FEATURES, VitalsModel, fold
+from devices.tinyml.vitals import EPISODES, FEATURES, N_FEATURES, THRESHOLDS, VitalsModel, fold
 from twin.core.seeds import SeedTree
 
 RATE = {"bp": 20.0, "sweat": 4.0}
@@ -51,6 +51,7 @@ def _model(n_in: int, n_out: int, seed: int) -> Any:
     import tensorflow as tf
     from tensorflow import keras
 
+    tf.keras.backend.clear_session()  # fresh layer names, so a kind trains the same after another
     tf.keras.utils.set_random_seed(seed)
     x = keras.Input((n_in,), name="features")
     h = keras.layers.Dense(24, activation="relu")(x)
@@ -102,7 +103,8 @@ def train_one(kind: str, args: argparse.Namespace, log: Callable[[str], None]
     path.write_bytes(_quantise(model, x[rng.permutation(len(x))]))
     xv, yv = windows(kind, 200, 4.0, args.seed * 10 + 2)
     q = VitalsModel.load(kind, str(path)).score(xv)
-    f = fold(model.predict(xv, batch_size=8192, verbose=0).astype(np.float32), classes)
+    f = fold(model.predict(xv, batch_size=8192, verbose=0).astype(np.float32), classes,
+             THRESHOLDS[kind])
     tiny = TinyModel.load(str(path))
     summary = {"kind": kind, "bytes": tiny.size_bytes, **count_macs(tiny),
                "classes": classes, "validation": _metrics(q.flag, yv, classes),
@@ -134,8 +136,9 @@ Per-window episode classifier for the {s['kind']} device (`devices.tinyml.vitals
 
 * **Size**: {s['bytes']} bytes. **MACs per inference (one window)**: {s['macs']:,} in
   {s['ops']} operators.
-* **Input** `features` ({len(feats.split(','))}): {feats}.
-* **Output** softmax over {', '.join(s['classes'])}; score = 1 - P(none), flag at >= 0.5.
+* **Input** `features` ({N_FEATURES[s['kind']]}): {feats}.
+* **Output** softmax over {', '.join(s['classes'])}; score = 1 - P(none), flag at
+  >= {THRESHOLDS[s['kind']]} (chosen on validation patients, `devices.tinyml.calibrate_vitals`).
 * **Quantisation**: full-integer int8 (inputs, weights, activations, outputs). int8 and float
   models agree on **{100 * s['agreement']:.1f} %** of validation window flags.
 * **Training data**: the twin's own synthetic patients (`devices.physiology`, episode rates

@@ -34,3 +34,10 @@ def test_unscored_kinds_are_left_out_and_empty_runs_give_none():
     result = score_detections([Episode("a", "af", 0.0, 50.0)], [], W, {"white_coat"})
     assert result.episodes == 0
     assert result.sensitivity is None and result.ppv is None and result.median_latency_s is None
+
+
+def test_detections_are_counted_per_scored_kind():
+    episodes = [Episode("a", "af", 0.0, 50.0), Episode("a", "bigeminy", 100.0, 130.0),
+                Episode("b", "af", 0.0, 30.0), Episode("b", "brady", 0.0, 30.0)]
+    result = score_detections(episodes, [("a", 10.0), ("b", 200.0)], W, {"af", "bigeminy"})
+    assert dict(result.by_kind) == {"af": (2, 1), "bigeminy": (1, 0)}

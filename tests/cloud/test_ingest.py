@@ -64,6 +64,7 @@ def test_subscribes_to_the_tenants_device_channels(event: PowerOn | LinkUp) -> N
     assert CloudCore(TENANT).handle(event, 0.0) == [
         Subscribe(f"medtwin/v1/{TENANT}/+/telemetry"),
         Subscribe(f"medtwin/v1/{TENANT}/+/events"),
+        Subscribe(f"medtwin/v1/{TENANT}/+/strips"),
     ]
 
 

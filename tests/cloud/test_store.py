@@ -115,11 +115,12 @@ def test_schema_has_a_real_column_per_metric_and_the_indexes(tmp_path: Path) -> 
     assert all(cols[m] == "REAL" for m in METRICS)
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert tables == {"meta", "devices", "telemetry", "events", "alerts", "rejects", "notices",
-                      "security_alerts", "episodes", "strips"}
+                      "security_alerts", "episodes", "strips", "device_strips"}
     indexes = {r[0]: r[1] for r in db.execute(
         "SELECT name, tbl_name FROM sqlite_master WHERE type='index' AND sql IS NOT NULL")}
     assert indexes == {"telemetry_device_t": "telemetry", "alerts_t": "alerts",
-                       "episodes_device": "episodes", "strips_device": "strips"}
+                       "episodes_device": "episodes", "strips_device": "strips",
+                       "device_strips_device": "device_strips"}
     assert [r[2] for r in db.execute("PRAGMA index_info(telemetry_device_t)")] == ["device", "t"]
     db.close()
 

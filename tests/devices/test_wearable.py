@@ -17,7 +17,13 @@ import pytest
 from broker.policy import BrokerPolicy, Principal, Role
 from devices.battery import PROFILES, Battery
 from devices.lifecycle import State
-from devices.wearable import RECONNECT_TIMER, Provisioned, WearableConfig, WearableCore
+from devices.wearable import (
+    RECONNECT_TIMER,
+    STRIP_TX_BYTES,
+    Provisioned,
+    WearableConfig,
+    WearableCore,
+)
 from twin.core import codec, topics
 from twin.core.errors import TransitionError
 from twin.core.events import (
@@ -37,7 +43,7 @@ from twin.core.events import (
     WindowReady,
 )
 from twin.core.identity import Ueid
-from twin.core.messages import Command, DeviceEvent, Kind, Message, Telemetry
+from twin.core.messages import Command, DeviceEvent, Kind, Message, Strip, Telemetry
 
 TENANT = "ward-7"
 DEV = Ueid.from_random(bytes(16)).hex
@@ -457,3 +463,56 @@ def test_windows_drain_the_battery_by_time_and_message() -> None:
     core.handle(WindowReady(HR), 20.0)
     spent = before - core.battery.soc * 225.0
     assert spent == pytest.approx(0.45 * 10 / 3600 + 0.3 / 3.0 / 3600)
+
+
+# ---------------------------------------------------------------- strips and inference energy
+
+STRIP = (np.arange(-1250, 1250, dtype="<i2") * 3).tobytes()  # 2,500 int16 samples
+
+
+def flagged(now: float = 20.0, mj: float = 0.0) -> WindowReady:
+    return WindowReady(HR, 0.97, ("pvc",), mj, STRIP, 250.0)
+
+
+def test_a_flagged_window_sends_its_strip_after_its_telemetry() -> None:
+    core = make_core()
+    streaming(core)
+    effects = core.handle(flagged(), 20.0)
+    tm, strip = decoded(effects)
+    assert isinstance(tm, Telemetry) and isinstance(strip, Strip)
+    assert [p.topic for p in of(effects, Publish)] == [TELEMETRY, topics.strips(TENANT, DEV)]
+    assert strip.seq == tm.seq + 1 and strip.t == tm.t == 20.0
+    assert (strip.samples, strip.fs, strip.flags, strip.score) == (STRIP, 250.0, ("pvc",), 0.97)
+    assert "strips.sent" in counts(effects)
+    me = Principal(Role.DEVICE, TENANT, DEV)
+    for pub in of(effects, Publish):
+        BrokerPolicy().authorize_publish(me, pub.topic)
+
+
+def test_a_strip_is_not_kept_while_offline() -> None:
+    core = make_core()
+    streaming(core)
+    core.handle(LinkDown(), 15.0)
+    effects = core.handle(flagged(), 20.0)
+    assert not of(effects, Publish) and counts(effects) == [
+        "telemetry.published", "strips.not_sent_offline"]
+    assert len(core.buffer) == 1  # the telemetry window itself is buffered as usual
+
+
+def test_inference_energy_and_a_strips_radio_cost_drain_the_battery() -> None:
+    plain, busy = make_core(), make_core()
+    streaming(plain), streaming(busy)
+    before = busy.battery.soc
+    plain.handle(WindowReady(HR), 20.0)
+    busy.handle(WindowReady(HR, inference_mj=5.0), 20.0)
+    profile = PROFILES[Kind.ECG_PATCH]
+    expected = 5.0 / profile.voltage_v / 3600.0 / profile.capacity_mah  # mJ -> mAh -> soc
+    assert plain.battery.soc - busy.battery.soc == pytest.approx(expected, rel=1e-9)
+    sent = make_core()
+    streaming(sent)
+    (pub,) = of(sent.handle(flagged(), 20.0), Publish)[1:]
+    extra = plain.battery.soc - sent.battery.soc  # what the strip cost beyond the window
+    per_message = profile.tx_mj / profile.voltage_v / 3600.0 / profile.capacity_mah
+    chunks = -(-len(pub.payload) // STRIP_TX_BYTES)
+    assert chunks == 5 and extra == pytest.approx(per_message * chunks, rel=1e-6)
+    assert busy.battery.soc < before

@@ -23,7 +23,7 @@ GOLDEN = Path(__file__).parent / "golden"
 def summary(report: dict) -> dict:
     counters = {k: v for k, v in report["counters"].items()
                 if k.startswith(("telemetry.", "events.", "broker.", "ota.", "commands.",
-                                 "security."))}
+                                 "security.", "strips."))}
     return {
         "scenario": report["scenario"],
         "seed": report["seed"],

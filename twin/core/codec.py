@@ -29,6 +29,7 @@ from twin.core.messages import (
     Message,
     ProvisioningRequest,
     ProvisioningResponse,
+    Strip,
     Telemetry,
 )
 
@@ -119,6 +120,27 @@ def _kind(v: Any, path: str) -> Kind:
     return kind
 
 
+def _rate(v: Any, path: str) -> float:
+    x = _number(v, path)
+    if not 0.0 < x <= 100_000.0:
+        raise _fail(path, "must be a rate in (0, 100000] Hz")
+    return x
+
+
+def _lsb(v: Any, path: str) -> float:
+    x = _number(v, path)
+    if not 0.0 < x <= 1.0:
+        raise _fail(path, "must be a step in (0, 1] per count")
+    return x
+
+
+def _int16s(v: Any, path: str) -> bytes:
+    b = _blob(v, path)
+    if not b or len(b) % 2:
+        raise _fail(path, "must be a non-empty run of int16 samples (even length)")
+    return b
+
+
 def _values(v: Any, path: str) -> dict[str, float]:
     if type(v) is not dict or len(v) > _MAX_ITEMS:
         raise _fail(path, f"must be a map of at most {_MAX_ITEMS} metrics")
@@ -176,6 +198,11 @@ _SPECS: Final[Mapping[str, _Spec]] = {
         ("d", "device", _device, True), ("o", "nonce", _blob, True),
         ("y", "accepted", _bool, True), ("c", "certificate", _blob, False),
         ("e", "endpoint", _text, False), ("r", "reason", _text, False),
+    )),
+    "sp": (Strip, (
+        ("d", "device", _device, True), ("s", "seq", _seq, True), ("t", "t", _time, True),
+        ("r", "fs", _rate, True), ("l", "lsb_mv", _lsb, True), ("x", "samples", _int16s, True),
+        ("f", "flags", _flags, False), ("a", "score", _opt_number, False),
     )),
     "fw": (FirmwareOffer, (
         ("d", "device", _device, True), ("s", "seq", _seq, True), ("t", "t", _time, True),

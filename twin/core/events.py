@@ -55,11 +55,19 @@ class WindowReady:
         values: metric name -> value for this device's window.
         score: the TinyML anomaly score, when a model ran.
         flags: labels the on-device model raised.
+        inference_mj: energy the window's pre-processing and inferences cost the device
+            (the MCU model of ``devices.tinyml.energy``), drained from its battery.
+        strip: the window's raw signal as :data:`~twin.core.messages.STRIP_LSB_MV` int16
+            counts (little-endian) when the flag fired and the device should send it.
+        strip_fs: the strip's sampling rate (Hz).
     """
 
     values: Mapping[str, float]
     score: float | None = None
     flags: tuple[str, ...] = ()
+    inference_mj: float = 0.0
+    strip: bytes = b""
+    strip_fs: float = 0.0
 
 
 Event = PowerOn | TimerFired | LinkUp | LinkDown | MessageReceived | WindowReady

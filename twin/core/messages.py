@@ -79,6 +79,36 @@ class Telemetry:
     flags: tuple[str, ...] = ()
 
 
+STRIP_LSB_MV = 0.005
+"""Millivolts per count of a strip's int16 samples (5 uV: +-164 mV full scale, finer than the
+ECG front ends' noise floor; half the bytes of float32)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Strip:
+    """The raw signal of a window a device's model flagged, sent for the cloud to confirm.
+
+    Attributes:
+        device: the device's UEID hex.
+        seq: the device's message sequence number (the same counter as its telemetry).
+        t: simulated seconds when the window closed; it covers ``[t - n/fs, t)``.
+        fs: sampling rate (Hz).
+        lsb_mv: millivolts per count of ``samples``.
+        samples: int16 little-endian counts.
+        flags: the labels the device raised for this window.
+        score: the device's anomaly score for it.
+    """
+
+    device: str
+    seq: int
+    t: float
+    fs: float
+    lsb_mv: float
+    samples: bytes
+    flags: tuple[str, ...] = ()
+    score: float | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceEvent:
     """A lifecycle or security notice from a device (booted, reconnected, buffer overflow...)."""
@@ -138,4 +168,4 @@ class FirmwareOffer:
 
 
 Message = (Telemetry | DeviceEvent | Command | ProvisioningRequest | ProvisioningResponse
-           | FirmwareOffer)
+           | FirmwareOffer | Strip)

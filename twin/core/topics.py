@@ -6,6 +6,8 @@ device is its UEID hex (``twin.core.identity``). Channels:
 
 * ``telemetry``: device -> cloud, one message per window;
 * ``events``: device -> cloud, lifecycle and security notices;
+* ``strips``: device -> cloud, the raw signal of a window its model flagged (for the cloud
+  to confirm);
 * ``cmd``: cloud -> device commands (the device subscribes to ``.../cmd/#``);
 * ``prov``: enrolment requests and responses.
 
@@ -29,7 +31,7 @@ MAX_TOPIC_BYTES = 256
 _TENANT = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 _REST = re.compile(r"[a-z0-9_-]{1,32}")
 _TOPIC = re.compile(
-    r"medtwin/v1/([a-z0-9][a-z0-9-]{0,31})/(01[0-9a-f]{32})/(telemetry|events|cmd|prov)"
+    r"medtwin/v1/([a-z0-9][a-z0-9-]{0,31})/(01[0-9a-f]{32})/(telemetry|events|strips|cmd|prov)"
     r"(?:/([a-z0-9_-]{1,32}(?:/[a-z0-9_-]{1,32})*))?"
 )
 """The whole grammar in one expression: the per-message fast path of :func:`parse`."""
@@ -40,6 +42,7 @@ class Channel(StrEnum):
 
     TELEMETRY = "telemetry"
     EVENTS = "events"
+    STRIPS = "strips"
     CMD = "cmd"
     PROV = "prov"
 
@@ -100,6 +103,11 @@ def telemetry(tenant: str, device: str) -> str:
 def events(tenant: str, device: str) -> str:
     """The topic a device publishes lifecycle and security notices to."""
     return build(tenant, device, Channel.EVENTS)
+
+
+def strips(tenant: str, device: str) -> str:
+    """The topic a device sends flagged signal strips on."""
+    return build(tenant, device, Channel.STRIPS)
 
 
 def command(tenant: str, device: str, name: str = "") -> str:

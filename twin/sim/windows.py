@@ -1,33 +1,70 @@
-"""Window events for one phase group: the values and the on-device model's verdict.
+"""Window events for one phase group: the values, the on-device model's verdict, what the
+inference cost the MCU and, when an ECG window is flagged, its strip for the cloud.
 
 Shared by the sim and the live driver's steppers (one batched TinyML inference per kind and
 phase group, ARCHITECTURE.md section 2), so a live window carries exactly the sim's values,
-score and flags; the parity test (``tests/twin/live``) holds the two drivers to it.
+score, flags and strips; the parity test (``tests/twin/live``) holds the two drivers to it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from cloud.store import EpisodeRow, RunStore, StripRow
+from devices.tinyml.ecg import ECG_MODEL, EcgModel
+from devices.tinyml.energy import count_macs, window_cost
+from devices.tinyml.runtime import TinyModel, model_path
 from devices.tinyml.vitals import VitalsModel
 from twin.core.events import WindowReady
-from twin.core.messages import KIND_METRICS, Kind
+from twin.core.messages import KIND_METRICS, STRIP_LSB_MV, Kind
 from twin.sim.fleet import Group
 
 
-def load_models() -> dict[Kind, VitalsModel]:
-    """The on-device models of the vitals kinds. The ECG model is not run per window yet: its
-    beat features cost 252 us a window (issue 6), too much for a 10,000-device fleet."""
-    return {Kind.BP_CUFF: VitalsModel.load("bp"), Kind.SWEAT_PATCH: VitalsModel.load("sweat")}
+@dataclass(frozen=True, eq=False)
+class OnDeviceModel:
+    """A kind's on-device model and what one inference costs the MCU.
+
+    Attributes:
+        model: the int8 model (shared by every device of the kind in the process).
+        macs, ops: multiply-accumulates and operators of one inference
+            (:func:`devices.tinyml.energy.count_macs`).
+    """
+
+    model: EcgModel | VitalsModel
+    macs: int
+    ops: int
 
 
-def window_events(kind: Kind, batch: Any, models: dict[Kind, VitalsModel]
+def load_models() -> dict[Kind, OnDeviceModel]:
+    """The on-device model of every kind: the ECG beat/AF model and the two vitals models
+    (each loaded once per process and shared by every device of its kind)."""
+    out = {}
+    for kind, model, name in ((Kind.ECG_PATCH, EcgModel.load(), ECG_MODEL),
+                              (Kind.BP_CUFF, VitalsModel.load("bp"), "vitals_bp"),
+                              (Kind.SWEAT_PATCH, VitalsModel.load("sweat"), "vitals_sweat")):
+        cost = count_macs(TinyModel.load(model_path(name)))
+        out[kind] = OnDeviceModel(model, cost["macs"], cost["ops"])
+    return out
+
+
+def strip_counts(signal: npt.NDArray[np.float32]) -> bytes:
+    """One window's samples as the strip's int16 counts of :data:`STRIP_LSB_MV` (clipped)."""
+    counts = np.clip(np.rint(signal / STRIP_LSB_MV), -32768, 32767)
+    return bytes(counts.astype("<i2").tobytes())
+
+
+def window_events(kind: Kind, batch: Any, models: dict[Kind, OnDeviceModel]
                   ) -> list[WindowReady]:
     """Each device's ``WindowReady`` for one group's batch, in the batch's row order.
+
+    One batched inference gives every row its anomaly score, flag labels and the energy its
+    pre-processing and inferences cost on the device's MCU; an ECG row whose flag fired also
+    carries its raw window as a strip for the cloud to confirm.
 
     Args:
         kind: the group's device kind.
@@ -39,15 +76,29 @@ def window_events(kind: Kind, batch: Any, models: dict[Kind, VitalsModel]
     """
     names = KIND_METRICS[kind]
     rows = batch.values.tolist()
-    model = models.get(kind)
-    if model is None:
+    on_device = models.get(kind)
+    if on_device is None:
         return [WindowReady(dict(zip(names, row, strict=True))) for row in rows]
+    model = on_device.model
+    if isinstance(model, EcgModel):
+        ecg = model.score(batch.signal, batch.fs)
+        # The cost is linear in the beats (one inference each) plus the filters per sample.
+        per_beat = window_cost(on_device.macs, on_device.ops, 1, 0).energy_mj
+        filters = window_cost(on_device.macs, on_device.ops, 0, batch.signal.shape[1]).energy_mj
+        energy = filters + per_beat * np.bincount(ecg.beats.row, minlength=len(rows))
+        flagged = set(np.flatnonzero(ecg.flag).tolist())
+        return [WindowReady(dict(zip(names, row, strict=True)), score,
+                            ecg.labels(r) if r in flagged else (), mj,
+                            strip_counts(batch.signal[r]) if r in flagged else b"",
+                            float(batch.fs) if r in flagged else 0.0)
+                for r, (row, score, mj) in enumerate(zip(rows, ecg.score.tolist(),
+                                                         energy.tolist(), strict=True))]
     result = model.score(model.features(batch))
+    mj = window_cost(on_device.macs, on_device.ops, 1, 0).energy_mj  # features: ~100 cycles
     return [WindowReady(dict(zip(names, row, strict=True)), score,
-                        (str(label),) if flagged else ())
-            for row, score, flagged, label in zip(rows, result.score.tolist(),
-                                                  result.flag.tolist(), result.kind,
-                                                  strict=True)]
+                        (str(label),) if flag else (), mj)
+            for row, score, flag, label in zip(rows, result.score.tolist(),
+                                               result.flag.tolist(), result.kind, strict=True)]
 
 
 def record_episodes(store: RunStore, group: Group, batch: Any, name_of: Callable[[int], str],

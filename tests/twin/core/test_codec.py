@@ -32,15 +32,16 @@ from twin.core.messages import (
     Kind,
     ProvisioningRequest,
     ProvisioningResponse,
+    Strip,
     Telemetry,
 )
 
 MESSAGE_TYPES = (Telemetry, DeviceEvent, Command, ProvisioningRequest, ProvisioningResponse,
-                 FirmwareOffer)
+                 FirmwareOffer, Strip)
 DEVICE = "01" + "ab" * 16
 WIRE_KEYS = ("v", "m", "d", "s", "t", "k", "x", "b", "a", "f", "n", "o", "c", "y", "e", "r",
-             "w")
-TAGS = ("tm", "ev", "cm", "pq", "pr", "fw")
+             "w", "l")
+TAGS = ("tm", "ev", "cm", "pq", "pr", "fw", "sp")
 
 # ---------------------------------------------------------------- strategies
 
@@ -83,8 +84,16 @@ prov_responses = st.builds(
 )
 firmware_offers = st.builds(FirmwareOffer, device=devices, seq=seqs, t=times, envelope=blobs,
                             wrapped_key=blobs, ciphertext=blobs)
+strips = st.builds(
+    Strip, device=devices, seq=seqs, t=times,
+    fs=st.floats(min_value=1e-3, max_value=100_000.0),
+    lsb_mv=st.floats(min_value=1e-6, max_value=1.0),
+    samples=st.binary(min_size=1, max_size=128).map(lambda b: b + b),  # even length
+    flags=st.lists(st.text(min_size=1, max_size=16), max_size=4).map(tuple),
+    score=st.none() | finite,
+)
 messages = st.one_of(telemetry, device_events, commands, prov_requests, prov_responses,
-                     firmware_offers)
+                     firmware_offers, strips)
 
 # Beyond float range, but under the 4300-digit limit on int repr() that Hypothesis needs to
 # print a falsifying example (longer ints are covered by explicit tests below).
@@ -238,6 +247,7 @@ def test_every_message_type_round_trips_with_defaults(cls: type) -> None:
         ProvisioningResponse: {"nonce": b"n", "accepted": False},
         FirmwareOffer: {"seq": 1, "t": 2.0, "envelope": b"e", "wrapped_key": b"w",
                         "ciphertext": b""},
+        Strip: {"seq": 4, "t": 10.0, "fs": 250.0, "lsb_mv": 0.005, "samples": b"\x01\x00"},
     }[cls]
     message = cls(device=DEVICE, **base)
     assert decode(encode(message)) == message
@@ -557,3 +567,14 @@ def test_shared_reference_bomb_is_refused_without_expanding_it() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 1_000_000, f"decode of a {len(data)}-byte payload peaked at {peak} bytes"
+
+
+@pytest.mark.parametrize(("key", "value", "why"), [
+    ("x", b"\x01", "even length"), ("x", b"", "even length"), ("r", 0.0, "rate"),
+    ("r", -250.0, "rate"), ("l", 0.0, "per count"), ("l", 2.0, "per count"),
+])
+def test_strip_fields_are_checked(key: str, value: Any, why: str) -> None:
+    wire = _wire(Strip(DEVICE, 1, 10.0, 250.0, 0.005, b"\x00\x00" * 4))
+    wire[key] = value
+    with pytest.raises(DecodeError, match=why):
+        decode(cbor2.dumps(wire))

@@ -180,7 +180,7 @@ def test_device_flags_are_scored_against_the_ground_truth(run_small, small):
         kinds = {k for (k,) in db.execute(
             "SELECT DISTINCT kind FROM telemetry WHERE flags != ''")}
     assert clinical["flagged_windows"] == flagged > 0
-    assert kinds <= {"bp_cuff", "sweat_patch"}  # the kinds that run a model in the fleet
+    assert kinds <= {"ecg_patch", "bp_cuff", "sweat_patch"}  # every kind runs its model
     assert 0 <= clinical["detected_on_device"] <= clinical["scored_episodes"]
     if clinical["scored_episodes"]:
         assert 0.0 <= clinical["sensitivity"] <= 1.0
