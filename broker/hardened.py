@@ -32,7 +32,7 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
 
 from broker.gate import ClientIdRejected, Gate
-from broker.plugins import peer_der
+from broker.plugins import ask_gate, peer_der
 from broker.policy import AccessDenied, Role
 from broker.routing import CoalescingWriter, RoutingBroker
 from broker.tls import TlsServer
@@ -177,14 +177,7 @@ class HardenedBroker(RoutingBroker):
     async def _topic_filtering(self, session: Session, topic: str, action: Action) -> bool:
         """Ask the gate directly (the plugin manager would create a task per call); the
         plugins stay configured for a stock broker and give the same answers."""
-        client_id = session.client_id if session is not None else None
-        if action is Action.PUBLISH:
-            return self.gate.publish(client_id, topic, time.monotonic())
-        if action is Action.SUBSCRIBE:
-            return self.gate.subscribe(client_id, topic)
-        if action is Action.RECEIVE:
-            return self.gate.receive(client_id)
-        return False
+        return ask_gate(self.gate, session, topic, action)
 
     def may_receive(self, session: Session, topic: str) -> bool:
         """A session may be sent messages while its identity stays admitted and unrevoked."""

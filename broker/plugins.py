@@ -98,13 +98,18 @@ class PolicyTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]  # amqtt ships n
             True to allow. A refused PUBLISH is dropped (MQTT 3.1.1 has no negative PUBACK),
             a refused SUBSCRIBE gets return code 0x80 (MQTT-3.9.3).
         """
-        client_id = session.client_id if session is not None else None
         if topic is None:
             return False
-        if action is Action.PUBLISH:
-            return self.gate.publish(client_id, topic, time.monotonic())
-        if action is Action.SUBSCRIBE:
-            return self.gate.subscribe(client_id, topic)
-        if action is Action.RECEIVE:
-            return self.gate.receive(client_id)
-        return False
+        return ask_gate(self.gate, session, topic, action)
+
+
+def ask_gate(gate: Gate, session: Session | None, topic: str, action: Action | None) -> bool:
+    """The gate's answer for one topic action; anything it does not know is refused."""
+    client_id = session.client_id if session is not None else None
+    if action is Action.PUBLISH:
+        return gate.publish(client_id, topic, time.monotonic())
+    if action is Action.SUBSCRIBE:
+        return gate.subscribe(client_id, topic)
+    if action is Action.RECEIVE:
+        return gate.receive(client_id)
+    return False
