@@ -24,7 +24,8 @@ import numpy as np
 import numpy.typing as npt
 
 from devices.physiology import BpSource, CohortParams, SweatSource
-from devices.tinyml.vitals import EPISODES, FEATURES, VitalsModel
+from devices.tinyml.train_vitals import labelled_windows
+from devices.tinyml.vitals import FEATURES, VitalsModel
 from twin.core.seeds import SeedTree
 
 BoolArray = npt.NDArray[np.bool_]
@@ -50,14 +51,9 @@ def scores(kind: str, devices: int, hours: float, seed: int
            ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """The shipped model's scores and the active episode class, ``(windows, devices)`` each."""
     src = (BpSource if kind == "bp" else SweatSource)(devices, CohortParams(), SeedTree(seed))
-    model, idx, classes = VitalsModel.load(kind), np.arange(devices), EPISODES[kind]
+    model = VitalsModel.load(kind)
     out, labels = [], []
-    for k in range(round(hours * 360)):
-        t_end = 10.0 * (k + 1)
-        batch = src.window(t_end, idx)
-        label = np.zeros(devices, np.int64)
-        for c, name in enumerate(classes[1:], start=1):
-            label[src.episodes.active(name, t_end, idx)] = c
+    for batch, label in labelled_windows(kind, src, devices, round(hours * 360)):
         out.append(model.score(FEATURES[kind](batch)).score)
         labels.append(label)
     return np.array(out), np.array(labels)

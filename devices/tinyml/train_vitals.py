@@ -8,7 +8,7 @@ rates are raised (x20) so that every kind is seen often; "none" windows are subs
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,18 +33,26 @@ def windows(kind: str, devices: int, hours: float, seed: int
     """Features and labels of every window of a synthetic cohort."""
     cohort = CohortParams(episode_rate=RATE[kind])
     src: BpSource | SweatSource = SOURCES[kind](devices, cohort, SeedTree(seed))
+    xs, ys = [], []
+    for batch, label in labelled_windows(kind, src, devices, int(hours * 360)):
+        xs.append(FEATURES[kind](batch))
+        ys.append(label)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def labelled_windows(kind: str, src: BpSource | SweatSource, devices: int, n: int
+                     ) -> Iterator[tuple[Any, npt.NDArray[np.int64]]]:
+    """The first ``n`` 10 s windows of every device, each with the episode class active at
+    its end (0 = none), the ground truth both training and threshold calibration score."""
     idx = np.arange(devices)
     classes = EPISODES[kind]
-    xs, ys = [], []
-    for k in range(int(hours * 360)):
+    for k in range(n):
         t_end = 10.0 * (k + 1)
         batch = src.window(t_end, idx)
         label = np.zeros(devices, np.int64)
         for c, name in enumerate(classes[1:], start=1):
             label[src.episodes.active(name, t_end, idx)] = c
-        xs.append(FEATURES[kind](batch))
-        ys.append(label)
-    return np.concatenate(xs), np.concatenate(ys)
+        yield batch, label
 
 
 def _model(n_in: int, n_out: int, seed: int) -> Any:
