@@ -443,7 +443,20 @@ class SqliteStore(RunStore):
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot read {table} ({exc})") from None
 
+    def _absent(self, table: str) -> bool:
+        """Whether ``table`` is missing because the file is of an older schema (a store
+        written before that table existed reads as having none of its rows)."""
+        if not self.readonly:
+            return False
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        try:
+            return self._conn.execute(sql, (table,)).fetchone() is None
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot read its tables ({exc})") from None
+
     def _iter(self, table: str) -> Iterator[Row]:
+        if self._absent(table):
+            return iter(())
         order = "key" if table == "meta" else "rowid"
         return iter(self._query(table, f"SELECT * FROM {table} ORDER BY {order}"))
 
@@ -455,6 +468,8 @@ class SqliteStore(RunStore):
 
     def count(self, table: str) -> int:
         """See :meth:`RunStore.count`; one ``COUNT(*)`` rather than reading the rows."""
+        if self._absent(table):
+            return 0
         return int(self._query(table, f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
     def set_meta(self, key: str, value: str) -> None:

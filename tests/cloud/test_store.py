@@ -220,3 +220,17 @@ def test_event_detail_is_json(tmp_path: Path) -> None:
         assert row == ("booted", '{"fw":"1.2.0","n":3}')
         (notice,) = store._conn.execute("SELECT t, source, name FROM notices")
         assert notice == (9.0, "cloud", "ingest_rejected")
+
+
+def test_a_store_of_an_older_schema_reads_as_having_none_of_the_newer_rows(
+        tmp_path: Path) -> None:
+    path = tmp_path / "v3.sqlite"
+    with SqliteStore.create(path) as store:
+        store.apply(EFFECTS, now=9.0)
+    db = sqlite3.connect(path)  # what a schema-3 writer left: no device_strips table
+    db.executescript("DROP TABLE device_strips; PRAGMA user_version=3;")
+    db.close()
+    with SqliteStore.open_readonly(path) as reader:
+        assert reader.confirmed_strips() == []
+        assert reader.count("device_strips") == 0
+        assert reader.count("telemetry") == 1  # the rows it has are all there
