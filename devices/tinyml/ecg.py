@@ -1,17 +1,19 @@
 """The ECG patch's model: beat classes (N S V F) and atrial fibrillation, per fleet batch.
 
 One call scores every window of a batch: beats are detected and featurised for all windows
-at once (:mod:`devices.tinyml.features`), the int8 model runs once on all their beats, and
-the per-beat outputs are folded back into per-window results::
+at once (:mod:`devices.tinyml.features`: each beat against its window's template, ADR 0015),
+the int8 model runs once on all their beats, and the per-beat outputs are folded back into
+per-window results::
 
     model = EcgModel.load()
     result = model.score(batch.signal, batch.fs)      # (n, samples) mV -> EcgResult
     result.score, result.flag, result.labels(row)     # (n,), (n,) bool, ("pvc", "af")
 
-Flags: a beat is ventricular if P(V) >= :data:`V_THRESHOLD` (likewise S); a window is in AF
+Flags: a beat is ventricular if P(V) >= :data:`V_THRESHOLD` (likewise S) and the window does
+not cut it (:attr:`~devices.tinyml.features.BeatBatch.whole`); a window is in AF
 if it has at least :data:`AF_MIN_BEATS` beats and their mean AF output is at least
-:data:`AF_THRESHOLD`. A window's anomaly score is the larger of its most abnormal beat's
-1 - P(N) and its AF probability. The thresholds are fixed before any validation patient is
+:data:`AF_THRESHOLD`. A window's anomaly score is the larger of its most abnormal whole
+beat's 1 - P(N) and its AF probability. The thresholds are fixed before any validation patient is
 scored (they are the natural 0.5 of a softmax/sigmoid), never tuned on held-out records.
 """
 
@@ -25,7 +27,7 @@ import numpy.typing as npt
 
 from devices.tinyml.dataset import CLASSES
 from devices.tinyml.errors import ModelError
-from devices.tinyml.features import N_RHYTHM, SEG_LEN, BeatBatch, extract
+from devices.tinyml.features import DELTA_LEN, N_CONTEXT, BeatBatch, extract
 from devices.tinyml.runtime import TinyModel, model_path
 
 ECG_MODEL = "ecg_beat_af"
@@ -36,7 +38,8 @@ TRAINING_RECORDS = frozenset({"101", "106", "109", "114", "116", "118", "119", "
 other DS1 records (108 112 115 122 201 208 220) are its validation patients."""
 DETECTED_EPISODES = ("pvc_single", "pvc_couplet", "bigeminy", "pvc", "vt", "af")
 """The physiology's ECG episode kinds this model's flag is meant to raise (ventricular beats and
-AF). S beats are labelled (``pac``) but do not raise the flag (held-out S +P is 35 %), so PAC
+AF). S beats are labelled (``pac``) but do not raise the flag (S +P is 32-60 % across
+patients, see the model card), so PAC
 episodes are not scored against it; rate, ST and electrode episodes are not its business."""
 V_THRESHOLD = 0.5
 S_THRESHOLD = 0.5
@@ -44,7 +47,7 @@ AF_THRESHOLD = 0.5
 AF_MIN_BEATS = 4
 FloatArray = npt.NDArray[np.float32]
 Runner = Callable[[FloatArray, FloatArray], tuple[FloatArray, FloatArray]]
-"""``(segment (m, SEG_LEN, 1), rhythm (m, N_RHYTHM)) -> (class probs (m, 4), af (m,))``."""
+"""``(delta (m, DELTA_LEN), context (m, N_CONTEXT)) -> (class probs (m, 4), af (m,))``."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,14 +77,16 @@ class EcgResult:
 
     @property
     def beat_v(self) -> npt.NDArray[np.bool_]:
-        """Which detected beats are flagged ventricular."""
-        out: npt.NDArray[np.bool_] = self.probs[:, CLASSES.index("V")] >= V_THRESHOLD
+        """Which detected beats are flagged ventricular (never one the window cuts)."""
+        out: npt.NDArray[np.bool_] = (
+            (self.probs[:, CLASSES.index("V")] >= V_THRESHOLD) & self.beats.whole)
         return out
 
     @property
     def beat_s(self) -> npt.NDArray[np.bool_]:
-        """Which detected beats are flagged supraventricular."""
-        out: npt.NDArray[np.bool_] = self.probs[:, CLASSES.index("S")] >= S_THRESHOLD
+        """Which detected beats are flagged supraventricular (never one the window cuts)."""
+        out: npt.NDArray[np.bool_] = (
+            (self.probs[:, CLASSES.index("S")] >= S_THRESHOLD) & self.beats.whole)
         return out
 
     def labels(self, row: int) -> tuple[str, ...]:
@@ -128,7 +133,7 @@ class EcgModel:
             InputError: a batch that is not 2-D, below 100 Hz, or shorter than 2 s a window.
         """
         beats = extract(signal, fs)
-        probs, beat_af = self._runner(beats.segment[:, :, None], beats.rhythm)
+        probs, beat_af = self._runner(beats.delta, beats.context)
         return fold(beats, probs, beat_af)
 
 
@@ -136,14 +141,14 @@ def fold(beats: BeatBatch, probs: FloatArray, beat_af: FloatArray) -> EcgResult:
     """Per-beat outputs folded into per-window results (see the module's flag rules)."""
     n, row = beats.n_rows, beats.row
     count = np.bincount(row, minlength=n)
-    beat_v = probs[:, CLASSES.index("V")] >= V_THRESHOLD
-    beat_s = probs[:, CLASSES.index("S")] >= S_THRESHOLD
+    beat_v = (probs[:, CLASSES.index("V")] >= V_THRESHOLD) & beats.whole
+    beat_s = (probs[:, CLASSES.index("S")] >= S_THRESHOLD) & beats.whole
     v = np.bincount(row, weights=beat_v, minlength=n).astype(np.int64)
     s = np.bincount(row, weights=beat_s, minlength=n).astype(np.int64)
     af_prob = (np.bincount(row, weights=beat_af, minlength=n) / np.maximum(count, 1))
     af = (af_prob >= AF_THRESHOLD) & (count >= AF_MIN_BEATS)
     worst = np.zeros(n, np.float32)
-    np.maximum.at(worst, row, 1.0 - probs[:, CLASSES.index("N")])
+    np.maximum.at(worst, row[beats.whole], 1.0 - probs[beats.whole, CLASSES.index("N")])
     score = np.maximum(worst, np.where(count >= AF_MIN_BEATS, af_prob, 0.0)).astype(np.float32)
     return EcgResult(np.clip(score, 0.0, 1.0), (v > 0) | af, v, s, af,
                      af_prob.astype(np.float32), beats, probs, beat_af)
@@ -151,7 +156,7 @@ def fold(beats: BeatBatch, probs: FloatArray, beat_af: FloatArray) -> EcgResult:
 
 def _tflite_runner(tiny: TinyModel) -> Runner:
     """Map the int8 model's named inputs and outputs to the :data:`Runner` contract."""
-    want = {"segment": (SEG_LEN, 1), "rhythm": (N_RHYTHM,)}
+    want = {"delta": (DELTA_LEN,), "context": (N_CONTEXT,)}
     order = []
     for key, shape in want.items():
         hits = [i for i, name in enumerate(tiny.input_names) if key in name]
@@ -165,9 +170,9 @@ def _tflite_runner(tiny: TinyModel) -> Runner:
                          f"({len(CLASSES)},), got {tiny.output_shapes}")
     k_cls, k_af = tiny.output_shapes.index((len(CLASSES),)), tiny.output_shapes.index((1,))
 
-    def run(segment: FloatArray, rhythm: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def run(delta: FloatArray, context: FloatArray) -> tuple[FloatArray, FloatArray]:
         inputs: list[FloatArray] = [np.empty(0, np.float32)] * 2
-        inputs[order[0]], inputs[order[1]] = segment, rhythm
+        inputs[order[0]], inputs[order[1]] = delta, context
         outs = tiny.run(*inputs)
         return outs[k_cls], outs[k_af][:, 0]
 

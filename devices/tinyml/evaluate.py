@@ -79,9 +79,10 @@ def window_truth(lw: LabelledWindows) -> npt.NDArray[np.bool_]:
 
 
 def window_scores(result: EcgResult) -> npt.NDArray[np.float32]:
-    """Each window's most abnormal beat (1 - P(N)); 0 for a window without beats."""
+    """Each window's most abnormal whole beat (1 - P(N)); 0 for a window without any."""
+    whole = result.beats.whole
     worst = np.zeros(result.beats.n_rows, np.float32)
-    np.maximum.at(worst, result.beats.row, 1.0 - result.probs[:, CLASSES.index("N")])
+    np.maximum.at(worst, result.beats.row[whole], 1.0 - result.probs[whole, CLASSES.index("N")])
     return worst
 
 

@@ -1,4 +1,5 @@
-"""The batch feature pipeline's FFT filters against scipy's forward-backward filter."""
+"""The batch feature pipeline: FFT filters against scipy's forward-backward filter, window
+templates against numpy's median, the T-wave rule, and the template-relative features."""
 
 from __future__ import annotations
 
@@ -6,7 +7,17 @@ import numpy as np
 from scipy import signal as sps
 
 from devices.physiology import CohortParams, EcgSource
-from devices.tinyml.features import FS, band_pass, extract, to_model_rate
+from devices.tinyml.features import (
+    FS,
+    MORPH_NAMES,
+    RHYTHM_NAMES,
+    _t_waves,
+    band_pass,
+    extract,
+    morphology,
+    to_model_rate,
+    window_templates,
+)
 from twin.core.seeds import SeedTree
 
 
@@ -33,3 +44,55 @@ def test_chunked_extraction_equals_one_pass() -> None:
     assert np.array_equal(whole.row, np.concatenate([parts[0].row, parts[1].row + 150]))
     assert np.array_equal(whole.sample, np.concatenate([p.sample for p in parts]))
     assert np.allclose(whole.segment, np.concatenate([p.segment for p in parts]))
+    assert np.allclose(whole.delta, np.concatenate([p.delta for p in parts]))
+    assert np.allclose(whole.context, np.concatenate([p.context for p in parts]))
+
+
+def test_templates_are_the_median_of_the_on_time_beats_or_of_all() -> None:
+    rng = np.random.default_rng(1)
+    seg = rng.normal(size=(900, 80)).astype(np.float32)
+    row = np.sort(rng.integers(0, 70, 900))  # some windows empty, some with one beat
+    rhythm = np.abs(rng.normal(1.0, 0.2, (900, len(RHYTHM_NAMES)))).astype(np.float32)
+    out = window_templates(seg, rhythm, row, 70)
+    on_time = rhythm[:, RHYTHM_NAMES.index("pre_ratio")] >= 0.9
+    for r in range(70):
+        ours, every = seg[(row == r) & on_time], seg[row == r]
+        want = (np.median(ours[:9], axis=0) if len(ours) >= 2 else
+                np.median(every[:9], axis=0) if len(every) else np.zeros(80))
+        assert np.allclose(out[r], want), r
+
+
+def test_premature_beats_do_not_make_the_template_in_bigeminy() -> None:
+    beats = _pvc_windows(1)  # a window to take a real normal beat from
+    normal = extract(beats, FS).segment[:1]
+    wide = np.roll(normal, 3, axis=1) * -1.5  # anything unlike the normal beat
+    seg = np.concatenate([normal, wide] * 5).astype(np.float32)
+    rhythm = np.ones((10, len(RHYTHM_NAMES)), np.float32)
+    rhythm[1::2, RHYTHM_NAMES.index("pre_ratio")] = 0.6  # every other beat early
+    tpl = window_templates(seg, rhythm, np.zeros(10, np.int64), 1)
+    assert np.allclose(tpl[0], normal[0])
+
+
+def test_a_beat_like_its_template_has_neutral_morphology() -> None:
+    seg = _pvc_windows(2)
+    b = extract(seg, FS).segment
+    m = morphology(b, b, b - b)
+    names = list(MORPH_NAMES)
+    assert np.allclose(m[:, names.index("corr")], 1.0, atol=1e-4)
+    assert np.allclose(m[:, names.index("residual_rms")], 0.0)
+    assert np.allclose(m[:, names.index("qrs_corr")], 1.0, atol=1e-4)
+    for ratio in ("qrs_energy_ratio", "qrs_width_ratio", "qrs_slope_ratio"):
+        assert np.allclose(m[:, names.index(ratio)], 1.0, atol=1e-2), ratio
+    flipped = morphology(b, -b, 2 * b)
+    assert np.all(flipped[:, names.index("corr")] < -0.99)
+
+
+def test_a_shallow_bump_soon_after_a_beat_is_its_t_wave() -> None:
+    t = np.arange(2500)
+    band = np.zeros((1, 2500), np.float32)
+    for at, width, height in ((500, 5, 1.0), (570, 20, 0.6), (1000, 5, 1.0), (1060, 5, 0.9)):
+        band[0] += height * np.exp(-0.5 * ((t - at) / width) ** 2)
+    row = np.zeros(4, np.int64)
+    sample = np.array([500, 570, 1000, 1060])
+    # 280 ms after a beat, with a fifth of its slope: T wave; 240 ms after one, as steep: kept
+    assert _t_waves(band, row, sample).tolist() == [False, True, False, False]

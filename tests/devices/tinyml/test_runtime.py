@@ -73,7 +73,7 @@ def test_missing_and_corrupt_models_raise_model_error(tmp_path: Path) -> None:
 
 def test_macs_and_cost_follow_the_profile() -> None:
     macs = count_macs(TinyModel.load(model_path("ecg_beat_af")))
-    assert 5_000 < macs["macs"] < 200_000 and macs["ops"] > 3
+    assert 1_000 < macs["macs"] < 200_000 and macs["ops"] > 3
     one = window_cost(macs["macs"], macs["ops"], 1, 0)
     twelve = window_cost(macs["macs"], macs["ops"], 12, 2500)
     assert twelve.cycles > 12 * one.cycles

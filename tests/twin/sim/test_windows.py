@@ -32,7 +32,7 @@ def test_ecg_energy_is_macs_times_energy_per_cycle_per_beat_plus_the_filters(mod
     cycles = beats * (m.macs * 1.5 + m.ops * 500.0) + batch.signal.shape[1] * 40.0
     expected_mj = cycles * M4_J_PER_CYCLE * 1e3
     assert [e.inference_mj for e in events] == pytest.approx(expected_mj.tolist(), rel=1e-9)
-    assert m.macs > 10_000 and (beats >= 4).all()
+    assert m.macs > 1_000 and (beats >= 4).all()
 
 
 def test_vitals_energy_is_one_inference(models) -> None:
