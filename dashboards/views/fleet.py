@@ -137,7 +137,8 @@ def episodes(ctx: ui.Context) -> None:
     per_device = data.episode_counts(ctx.store, ctx.key)
     st.caption(f"{int(kinds['n'].sum()):,} episodes of {len(order)} kinds on "
                f"{len(per_device):,} devices: what the signals carried, which detection "
-               "(cloud alerts now, on-device TinyML later) is scored against.")
+               "(the devices' TinyML flags, the cloud's confirmation of ECG strips) is scored "
+               "against.")
 
 
 def sent_strips(ctx: ui.Context) -> None:
