@@ -7,9 +7,10 @@ its WAL and the report, :attr:`dashboards.run.Run.key`): ``st.cache_data`` serve
 from memory and recomputes as soon as a run in progress writes more.
 
 Connections are opened ``mode=ro`` (the dashboard can never alter a run's evidence) and WAL
-lets them read while ``twin run`` writes. Tables that later schema versions added (episodes
-and strips in 3, security_alerts in 2) are probed with :func:`has_table`: for an older store
-these functions return None, so pages can say "not in this run yet" instead of failing.
+lets them read while ``twin run`` writes. Tables that later schema versions added
+(device_strips in 4, episodes and strips in 3, security_alerts in 2) are probed with
+:func:`has_table`: for an older store these functions return None, so pages can say "not in
+this run yet" instead of failing.
 """
 
 from __future__ import annotations
@@ -364,3 +365,62 @@ def strip(store: str, key: Key, strip_id: int) -> Strip | None:
     samples = np.frombuffer(blob, dtype="<f4").astype(np.float64)  # float32 little-endian
     labels = tuple((int(i), str(label)) for i, label in json.loads(beats))
     return Strip(float(t_end), float(fs), str(units), samples, labels)
+
+
+# --- Strips the ECG patches sent (schema 4): the windows their model flagged, with the cloud's
+# verdict (cloud.confirm). The verdict is labelled here, in SQL, so the Patient page's list and
+# the Fleet page's counts cannot disagree: confirmed 1, 0, or NULL (the analyser could not
+# read the strip, cloud.ingest._confirm).
+
+_VERDICT = ("CASE confirmed WHEN 1 THEN 'confirmed' WHEN 0 THEN 'not confirmed'"
+            " ELSE 'not analysed' END")
+VERDICTS = ("confirmed", "not confirmed", "not analysed")
+NO_SENT_STRIPS = ("This run's store has no device strips: it was written before ECG patches sent "
+                  "the strips their model flags (store schema 4); runs made now have them.")
+
+
+@_cache
+def sent_strips(store: str, key: Key, device: str) -> pd.DataFrame | None:
+    """The strips a device sent, in order, without their samples: ``id``, ``t`` (window
+    end, s), ``received`` (s), ``fs`` (Hz), ``lsb_mv``, ``n`` (samples), ``flags`` (the
+    device's, comma-separated), ``score`` (0-1), ``verdict`` (one of :data:`VERDICTS`) and
+    ``findings`` (the cloud's, comma-separated); None for a store made before devices sent
+    strips (schema 4)."""
+    if not has_table(store, key, "device_strips"):
+        return None
+    sql = (f"SELECT rowid AS id, t, received, fs, lsb_mv, length(samples) / 2 AS n, flags,"
+           f" score, {_VERDICT} AS verdict, findings FROM device_strips WHERE device=?"
+           " ORDER BY t, seq")
+    return _frame(store, sql, (device,))
+
+
+@_cache
+def sent_strip(store: str, key: Key, strip_id: int) -> Strip | None:
+    """One sent strip by its ``id`` (from :func:`sent_strips`) in millivolts, or None.
+
+    The device sends int16 little-endian counts of ``lsb_mv`` millivolts (the ``Strip``
+    message); they are scaled back here exactly as the cloud's analyser reads them. A device
+    sends no beat labels, so ``beats`` is empty.
+    """
+    if not has_table(store, key, "device_strips"):
+        return None
+    with connect(store) as conn:
+        row = conn.execute("SELECT t, fs, lsb_mv, samples FROM device_strips WHERE rowid=?",
+                           (int(strip_id),)).fetchone()
+    if row is None:
+        return None
+    t, fs, lsb_mv, blob = row
+    samples = np.frombuffer(blob, dtype="<i2").astype(np.float64) * float(lsb_mv)
+    return Strip(float(t), float(fs), "mV", samples, ())
+
+
+@_cache
+def sent_strip_verdicts(store: str, key: Key) -> dict[str, int] | None:
+    """Strips the cloud received from devices, per verdict (every one of :data:`VERDICTS`,
+    zeros included); None for a store made before devices sent strips (schema 4)."""
+    if not has_table(store, key, "device_strips"):
+        return None
+    with connect(store) as conn:
+        rows = conn.execute(f"SELECT {_VERDICT}, COUNT(*) FROM device_strips GROUP BY 1")
+        found = {str(v): int(n) for v, n in rows}
+    return {v: found.get(v, 0) for v in VERDICTS}

@@ -137,7 +137,31 @@ def episodes(ctx: ui.Context) -> None:
     per_device = data.episode_counts(ctx.store, ctx.key)
     st.caption(f"{int(kinds['n'].sum()):,} episodes of {len(order)} kinds on "
                f"{len(per_device):,} devices: what the signals carried, which detection "
-               "(cloud alerts now, on-device TinyML later) is scored against.")
+               "(the devices' TinyML flags, the cloud's confirmation of ECG strips) is scored "
+               "against.")
+
+
+def sent_strips(ctx: ui.Context) -> None:
+    """The run's ECG strips: how many the patches sent (their model flagged the window), how
+    many reached the cloud, and the cloud's verdicts on them (each one on the Patient page)."""
+    st.subheader("ECG strips sent to the cloud")
+    verdicts = data.sent_strip_verdicts(ctx.store, ctx.key)
+    if verdicts is None:
+        ui.not_yet("ECG strips sent to the cloud", data.NO_SENT_STRIPS)
+        return
+    # Sent is counted on the devices and only reported when the run ends; the rest is stored.
+    cloud = (((ctx.report or {}).get("clinical") or {}).get("ecg") or {}).get("in_cloud") or {}
+    sent = f"{cloud['strips_sent']:,}" if "strips_sent" in cloud else (
+        "run going" if ctx.report is None else "n/a")
+    cols = st.columns(2 + len(verdicts))
+    cols[0].metric("strips sent", sent)
+    cols[1].metric("received by the cloud", f"{sum(verdicts.values()):,}")
+    for col, (verdict, n) in zip(cols[2:], verdicts.items(), strict=True):
+        col.metric(verdict, f"{n:,}")
+    st.caption("An ECG patch sends the strip of every window its model flags; the cloud's "
+               "own analyser confirms it (it finds PVCs or AF), does not (it sees a normal "
+               "rhythm; it does not look for PACs), or cannot read it (not analysed). Sent but "
+               "not received: lost or refused on the way.")
 
 
 def headline(ctx: ui.Context, df: pd.DataFrame, counts: dict[str, int]) -> None:
@@ -180,6 +204,7 @@ def render() -> None:
     timelines(ctx)
 
     episodes(ctx)
+    sent_strips(ctx)
 
     left, right = st.columns(2)
     with left:

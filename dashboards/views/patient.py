@@ -1,7 +1,10 @@
-"""Patient: one wearable's signals over the run, its alerts, its ground-truth episodes, and
-the raw strip stored at the start of each episode (ECG with its AAMI beat labels)."""
+"""Patient: one wearable's signals over the run, its alerts, its ground-truth episodes, the
+raw strip stored at the start of each episode (ECG with its AAMI beat labels), and for an ECG
+patch the strips it sent the cloud with the cloud's verdict on each."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -247,6 +250,83 @@ def episodes_panel(ctx: ui.Context, device: pd.Series, series: pd.DataFrame,
         strip_viewer(ctx, device, episodes)
 
 
+def codes(joined: object) -> str:
+    """Comma-joined flag or finding codes (``pvc,af``) as a clinician reads them: PVC, AF."""
+    return ", ".join(c.upper() for c in str(joined or "").split(",") if c)
+
+
+def findings_text(verdict: str, findings: object) -> str:
+    """The cloud's findings on a strip; with none, why there are none."""
+    if verdict == "not analysed":
+        return "none: the analyser could not read the strip"
+    return codes(findings) or "none: normal rhythm"
+
+
+def sent_strips_table(strips: pd.DataFrame) -> None:
+    """One row per strip the device sent: when, its flags and score, the cloud's verdict and
+    findings (short: the viewer beside it says why there are none)."""
+    table = pd.DataFrame({
+        "window end (min)": (strips["t"] / 60).round(2),
+        "device flags": strips["flags"].map(codes),
+        "score": strips["score"].round(2),
+        "cloud verdict": strips["verdict"],
+        "findings": [codes(f) or "none" for f in strips["findings"]],
+    })
+    small = st.column_config.Column(width="small")
+    st.dataframe(table, hide_index=True, width="stretch", height=min(38 + 35 * len(table), 320),
+                 column_config={"device flags": small, "score": small, "findings": small})
+
+
+def sent_strip_label(row: Any) -> str:
+    """How a sent strip reads in the picker: its time span, the device's flags, the verdict."""
+    return (f"{row.t - row.n / row.fs:,.0f}-{row.t:,.0f} s · {codes(row.flags) or 'no flag'}"
+            f" · {row.verdict}")
+
+
+def sent_strip_viewer(ctx: ui.Context, device: pd.Series, strips: pd.DataFrame,
+                      episodes: pd.DataFrame | None) -> None:
+    """Pick one strip the device sent; show the cloud's verdict beside the device's own
+    call, then the strip as the cloud analysed it, ground-truth episodes shaded."""
+    rows = {int(r.id): r for r in strips.itertuples()}
+    chosen = st.selectbox("strip the device sent", list(rows), key=f"sent_{device['device']}",
+                          format_func=lambda i: sent_strip_label(rows[i]))
+    row = rows[int(chosen)]
+    strip = data.sent_strip(ctx.store, ctx.key, int(chosen))
+    if strip is None:
+        st.warning("That strip is no longer in the store.")
+        return
+    cols = st.columns(3)
+    cols[0].metric("device flags", codes(row.flags) or "none")
+    cols[1].metric("device score", "n/a" if pd.isna(row.score) else f"{row.score:.2f}")
+    cols[2].metric("cloud verdict", row.verdict)
+    charts.show(strip_figure(strip, episodes, device["kind"]), key="sent_strip", toolbar=True)
+    st.caption(f"Cloud findings: {findings_text(row.verdict, row.findings)}. "
+               f"{len(strip.samples):,} samples at {strip.fs:g} Hz as the patch sent them "
+               f"(int16 counts of {row.lsb_mv * 1000:g} µV), received {row.received - row.t:.2f} s "
+               "after the window closed. Shaded: ground-truth episodes.")
+
+
+def sent_strips_panel(ctx: ui.Context, device: pd.Series, episodes: pd.DataFrame | None) -> None:
+    """An ECG patch's strips, sent when its model flagged a window, each with the cloud's
+    verdict: where the device's call meets an independent second opinion (cloud.confirm)."""
+    if device["kind"] != "ecg_patch":
+        return  # only ECG patches send strips
+    st.subheader("Strips the device sent")
+    strips = data.sent_strips(ctx.store, ctx.key, device["device"])
+    if strips is None:
+        ui.not_yet("Strips the device sent", data.NO_SENT_STRIPS)
+        return
+    if strips.empty:
+        st.caption("The cloud received no strip from this patch: it sends one only when its "
+                   "model flags a window.")
+        return
+    left, right = st.columns([2, 3])
+    with left:
+        sent_strips_table(strips)
+    with right:
+        sent_strip_viewer(ctx, device, strips, episodes)
+
+
 def device_metrics(device: pd.Series, episodes: pd.DataFrame | None) -> None:
     """The device's state, battery, alerts, episodes and last window, in one row."""
     cols = st.columns([3, 2, 2, 2, 2, 2])  # the state's name is the longest value
@@ -287,6 +367,7 @@ def render() -> None:
         st.caption(" ".join(notes))
     episodes_panel(ctx, device, series, episodes)
     clinical_notes(ctx, device["kind"], series)
+    sent_strips_panel(ctx, device, episodes)
     left, right = st.columns(2)
     with left:
         fig = go.Figure(go.Scatter(x=charts.minutes(series["t"]), y=series["battery"] * 100,

@@ -97,17 +97,49 @@ def copy_run(run: Path, to: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def old_store(runs_root: Path) -> Path:
-    """The baseline as a schema-1 store would hold it: no episodes, strips or security alerts
-    tables, and a report from before ``platform``."""
+    """The baseline as a schema-1 store would hold it: no episodes, strips, security alerts or
+    device strips tables, and a report from before ``platform``."""
     out = copy_run(runs_root / "baseline-small", runs_root.parent / "extra" / "old-store")
     with closing(sqlite3.connect(out / "store.sqlite", isolation_level=None)) as conn:
-        for table in ("episodes", "strips", "security_alerts"):
+        for table in ("episodes", "strips", "security_alerts", "device_strips"):
             conn.execute(f"DROP TABLE {table}")
         conn.execute("PRAGMA user_version=1")
     report = report_of(out)
     report.pop("platform")
     report["clinical"].pop("episodes_by_kind")
     (out / "report.json").write_text(json.dumps(report))
+    return out
+
+
+@pytest.fixture(scope="session")
+def schema3_store(runs_root: Path) -> Path:
+    """The baseline as a schema-3 store holds it: everything but ``device_strips`` (ECG
+    patches sent no strips before schema 4), and a report without the ECG detection."""
+    out = copy_run(runs_root / "baseline-small", runs_root.parent / "extra" / "schema-3")
+    with closing(sqlite3.connect(out / "store.sqlite", isolation_level=None)) as conn:
+        conn.execute("DROP TABLE device_strips")
+        conn.execute("PRAGMA user_version=3")
+    report = report_of(out)
+    report["clinical"].pop("ecg")
+    (out / "report.json").write_text(json.dumps(report))
+    return out
+
+
+@pytest.fixture(scope="session")
+def sent_verdicts(runs_root: Path) -> Path:
+    """The baseline with every verdict the cloud can give on a device's strip: the cloud
+    confirms all of the small run's strips, so on the patch that sent most, its second strip
+    is rewritten as not confirmed and its third as not analysed (as cloud.store records
+    them: confirmed 0 or NULL, no findings)."""
+    out = copy_run(runs_root / "baseline-small", runs_root.parent / "extra" / "sent-verdicts")
+    with closing(sqlite3.connect(out / "store.sqlite", isolation_level=None)) as conn:
+        ids = [r[0] for r in conn.execute(
+            "SELECT rowid FROM device_strips WHERE device = (SELECT device FROM device_strips"
+            " GROUP BY 1 ORDER BY COUNT(*) DESC, 1 LIMIT 1) ORDER BY t, seq")]
+        assert len(ids) >= 3, "the small baseline's busiest ECG patch sent fewer than 3 strips"
+        conn.execute("UPDATE device_strips SET confirmed=0, findings='' WHERE rowid=?", (ids[1],))
+        conn.execute("UPDATE device_strips SET confirmed=NULL, findings='' WHERE rowid=?",
+                     (ids[2],))
     return out
 
 
