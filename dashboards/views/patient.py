@@ -118,9 +118,10 @@ def clinical_notes(ctx: ui.Context, kind: str, series: pd.DataFrame) -> None:
         charts.show(anomaly_chart(series), key="anomaly")
         return
     ui.not_yet("On-device anomaly flags (TinyML)",
-               "This kind does not run its model in the fleet yet (blood-pressure cuffs and "
-               "sweat patches do; the ECG model joins when its beat features are fast "
-               "enough). Until then the red markers are the cloud's threshold alerts.")
+               "No on-device score is stored for this device: every kind sends its model's "
+               "score with each window, so this run either has no window from it yet or was "
+               "made before its model ran in the fleet. The red markers are the cloud's "
+               "threshold alerts.")
 
 
 def anomaly_chart(series: pd.DataFrame) -> go.Figure:
