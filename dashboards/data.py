@@ -351,14 +351,21 @@ def device_strips(store: str, key: Key, device: str) -> pd.DataFrame | None:
     return _frame(store, sql, (device,))
 
 
+def _row_by_id(store: str, key: Key, table: str, columns: str, row_id: int
+               ) -> tuple[Any, ...] | None:
+    """One row of ``table`` by rowid; None if absent or if the store predates the table."""
+    if not has_table(store, key, table):
+        return None
+    with connect(store) as conn:
+        row = conn.execute(f"SELECT {columns} FROM {table} WHERE rowid=?",
+                           (int(row_id),)).fetchone()
+    return None if row is None else tuple(row)
+
+
 @_cache
 def strip(store: str, key: Key, strip_id: int) -> Strip | None:
     """One strip by its ``id`` (from :func:`device_strips`), samples decoded; None if absent."""
-    if not has_table(store, key, "strips"):
-        return None
-    with connect(store) as conn:
-        row = conn.execute("SELECT t_end, fs, units, samples, beats FROM strips WHERE rowid=?",
-                           (int(strip_id),)).fetchone()
+    row = _row_by_id(store, key, "strips", "t_end, fs, units, samples, beats", strip_id)
     if row is None:
         return None
     t_end, fs, units, blob, beats = row
@@ -402,11 +409,7 @@ def sent_strip(store: str, key: Key, strip_id: int) -> Strip | None:
     message); they are scaled back here exactly as the cloud's analyser reads them. A device
     sends no beat labels, so ``beats`` is empty.
     """
-    if not has_table(store, key, "device_strips"):
-        return None
-    with connect(store) as conn:
-        row = conn.execute("SELECT t, fs, lsb_mv, samples FROM device_strips WHERE rowid=?",
-                           (int(strip_id),)).fetchone()
+    row = _row_by_id(store, key, "device_strips", "t, fs, lsb_mv, samples", strip_id)
     if row is None:
         return None
     t, fs, lsb_mv, blob = row
