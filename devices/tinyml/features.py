@@ -20,13 +20,9 @@ Everything here works on a whole batch of windows at once, ``(n, samples)`` in m
    ratios to it, and three window irregularity measures (normalised RMSSD, coefficient of
    variation, share of successive RR differences over 50 ms) that carry atrial fibrillation
    (Tateno & Glass, Med Biol Eng Comput 2001; Dash et al., Ann Biomed Eng 2009).
-4. **Relative to the patient's own beat.** The model does not see a beat's absolute shape:
-   it sees the beat minus its window's *template* (the sample-wise median of the window's
-   beats) and how far it is from it (correlation, residual energy, QRS width, slope and
-   energy ratios). A bundle-branch-block patient's wide normal beats are then unremarkable,
-   as a cardiologist reads them, and a premature ventricular beat still stands out.
-   Measured by leave-three-patients-out cross-validation on the training patients: absolute
-   shapes gave ventricular +P 26 %, template-relative inputs 65 % (ADR 0015).
+4. **Relative to the patient's own beat** (:mod:`devices.tinyml.templates`): the model sees
+   each beat minus its window's template and scale-free comparisons with it, plus the
+   template's P wave (ADR 0015).
 """
 
 from __future__ import annotations
@@ -42,6 +38,13 @@ from scipy import ndimage
 from scipy import signal as sps
 
 from devices.tinyml.errors import InputError
+from devices.tinyml.templates import (
+    ATRIAL_NAMES,
+    MORPH_NAMES,
+    atrial,
+    morphology,
+    window_templates,
+)
 
 FS = 250.0
 """The models' ECG rate (Hz): the patches' default rate."""
@@ -55,11 +58,6 @@ N_RHYTHM = 8
 """Rhythm features per beat."""
 RHYTHM_NAMES = ("pre_rr_s", "post_rr_s", "local_rr_s", "pre_ratio", "post_ratio",
                 "nrmssd", "rr_cv", "pnn50")
-MORPH_NAMES = ("corr", "residual_rms", "qrs_corr", "qrs_energy_ratio", "qrs_width_ratio",
-               "qrs_slope_ratio")
-"""Beat-against-template features (see :func:`morphology`)."""
-ATRIAL_NAMES = ("template_p",)
-"""Window features of atrial activity (see :func:`atrial`)."""
 N_AF_INPUTS = N_RHYTHM + len(ATRIAL_NAMES)
 """The leading context features an AF decision may use: rhythm, then atrial activity."""
 N_CONTEXT = N_AF_INPUTS + len(MORPH_NAMES)
@@ -67,14 +65,10 @@ N_CONTEXT = N_AF_INPUTS + len(MORPH_NAMES)
 features."""
 DELTA_LEN = SEG_LEN // DELTA_DECIM
 """Samples of the beat-minus-template input."""
-_TEMPLATE_BEATS = 9  # beats a window's template is the median of, at most
 EDGE_S = 0.1
 """A beat whose R is closer than this (s) to its window's edge is cut by it: half a QRS and a
 filter edge look ventricular to any classifier (0.3 % of synthetic sinus windows were flagged
 for such beats alone)."""
-_ON_TIME = 0.9  # previous RR / window median RR at or above which a beat is not premature
-_QRS = slice(20, 45)  # segment samples of the QRS (-96 .. +104 ms around R at 125 Hz)
-_P = slice(4, 21)  # segment samples where a sinus P wave lies (-224 .. -96 ms)
 _REFRACTORY = 0.18  # s each side: no two beats closer than this (physiological limit ~200 ms)
 _SEARCH = 0.075  # s each side of the integrated peak to place R
 _T_WINDOW = 0.36  # s: a beat this soon after another may be its T wave (Pan & Tompkins)
@@ -349,130 +343,6 @@ def rhythm(row: IntArray, sample: IntArray, n_rows: int) -> FloatArray:
     return out
 
 
-def templates(segment: FloatArray, row: IntArray, n_rows: int) -> FloatArray:
-    """Each window's template: the sample-wise median of its beats' segments.
-
-    The median, not the mean, so that the odd ectopic beat (or one in three, in trigeminy)
-    does not shape it; of at most :data:`_TEMPLATE_BEATS` beats a window (its first), which
-    is plenty for a median and keeps the sort short. Rows without beats get a flat template.
-
-    Args:
-        segment: ``(m, SEG_LEN)`` beats, sorted by ``row``.
-        row: each beat's window.
-        n_rows: windows.
-
-    Returns:
-        ``(n_rows, SEG_LEN)`` float32.
-    """
-    full = np.bincount(row, minlength=n_rows)
-    rank = np.arange(len(row)) - (np.cumsum(full) - full)[row]
-    use = rank < _TEMPLATE_BEATS
-    counts = np.minimum(full, _TEMPLATE_BEATS)
-    width = max(int(counts.max(initial=0)), 1)
-    # (window, sample, beat): the sort runs along the contiguous last axis.
-    dense = np.full((n_rows, segment.shape[1], width), np.inf, np.float32)
-    dense[row[use], :, rank[use]] = segment[use]  # missing beats sort last
-    dense.sort(axis=2)
-    every = np.arange(n_rows)
-    lo, hi = np.maximum(counts - 1, 0) // 2, np.minimum(counts // 2, width - 1)
-    out: FloatArray = 0.5 * (dense[every, :, lo] + dense[every, :, hi])
-    out[counts == 0] = 0.0
-    return out
-
-
-def window_templates(segment: FloatArray, rhythm_feats: FloatArray, row: IntArray,
-                     n_rows: int) -> FloatArray:
-    """Each window's template from its beats that are not premature (previous RR at least
-    :data:`_ON_TIME` of the window's median), or from all its beats if fewer than two are.
-
-    Premature beats are left out because ventricular ones are premature: in bigeminy or a
-    window of couplets half or more of the beats are ventricular, and a median over all of
-    them would be a ventricular template against which the ventricular beats look normal.
-    """
-    on_time = rhythm_feats[:, RHYTHM_NAMES.index("pre_ratio")] >= _ON_TIME
-    out = templates(segment[on_time], row[on_time], n_rows)
-    few = np.bincount(row[on_time], minlength=n_rows) < 2
-    if few.any():  # rare: only those rows again, from all their beats
-        redo = few[row]
-        rows = np.flatnonzero(few)
-        local = np.searchsorted(rows, row[redo])
-        out[rows] = templates(segment[redo], local, len(rows))
-    return out
-
-
-def _dot(a: FloatArray, b: FloatArray) -> FloatArray:
-    out: FloatArray = np.einsum("ij,ij->i", a, b)
-    return out
-
-
-def _corr(a: FloatArray, b: FloatArray) -> FloatArray:
-    """Row-wise Pearson correlation (0 for a flat row), from raw sums: no centred copies."""
-    n = a.shape[1]
-    sa, sb = a.sum(axis=1), b.sum(axis=1)
-    cov = _dot(a, b) - sa * sb / n
-    var = (_dot(a, a) - sa * sa / n) * (_dot(b, b) - sb * sb / n)
-    out: FloatArray = cov / np.sqrt(np.maximum(var, 1e-12))
-    return out
-
-
-def _qrs_shape(x: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """RMS about its mean, width (samples above 30 % of its largest excursion from the
-    mean) and steepest slope of each row of a QRS-long array."""
-    c = x - x.mean(axis=1, keepdims=True)
-    mag = np.abs(c)
-    width = (mag > 0.3 * mag.max(axis=1, keepdims=True)).sum(axis=1).astype(np.float32)
-    slope = np.abs(np.diff(x, axis=1)).max(axis=1, initial=0.0)
-    rms = np.sqrt(_dot(c, c) / x.shape[1])
-    return rms, width, slope
-
-
-def morphology(segment: FloatArray, template: FloatArray, residual: FloatArray) -> FloatArray:
-    """How each beat differs from its template (:data:`MORPH_NAMES`).
-
-    Args:
-        segment: ``(m, SEG_LEN)`` beats.
-        template: ``(m, SEG_LEN)`` each beat's window template.
-        residual: ``segment - template``.
-
-    Returns:
-        ``(m, 6)`` float32: correlation over the whole segment and RMS of the residual, then
-        over the QRS (-96 .. +104 ms): correlation, energy, width and steepest-slope ratios
-        (clipped to 0..4). Nothing absolute about the beat's shape: with the beat's own QRS
-        width among them, a patient whose normal QRS is wide had 15 % of normal beats flagged
-        ventricular (record 108).
-    """
-    bq, tq = segment[:, _QRS], template[:, _QRS]
-    e_b, w_b, s_b = _qrs_shape(bq)
-    e_t, w_t, s_t = _qrs_shape(tq)
-    out = np.empty((len(segment), len(MORPH_NAMES)), np.float32)
-    out[:, 0] = _corr(segment, template)
-    out[:, 1] = np.sqrt(_dot(residual, residual) / residual.shape[1])
-    out[:, 2] = _corr(bq, tq)
-    out[:, 3] = np.clip(e_b / (e_t + 1e-3), 0.0, 4.0)
-    out[:, 4] = np.clip(w_b / np.maximum(w_t, 1.0), 0.0, 4.0)
-    out[:, 5] = np.clip(s_b / (s_t + 1e-3), 0.0, 4.0)
-    return out
-
-
-def atrial(template: FloatArray) -> FloatArray:
-    """Each window's P wave: the range of its template over the P-wave span as a share of its
-    QRS range (clipped to 0..2).
-
-    The template is a median over beats, so a sinus P wave (locked to the QRS) survives it and
-    the unlocked f waves of atrial fibrillation average out: with RR irregularity, the two
-    classic AF cues (Dash et al., Ann Biomed Eng 2009; Ladavich & Ghoraani, Biomed Signal
-    Process Control 2015). Template-relative beats cannot show it (a beat without P minus a
-    template without P is nothing).
-
-    Returns:
-        ``(n_rows, 1)`` float32.
-    """
-    qrs = np.ptp(template[:, _QRS], axis=1)
-    out: FloatArray = np.clip(np.ptp(template[:, _P], axis=1) / np.maximum(qrs, 1e-3),
-                              0.0, 2.0).astype(np.float32)[:, None]
-    return out
-
-
 def _row_mean(values: npt.NDArray[np.floating], row: IntArray, n_rows: int
               ) -> npt.NDArray[np.float64]:
     """Mean of ``values`` per row (0 where a row has none)."""
@@ -518,7 +388,7 @@ def _extract_rows(x: FloatArray) -> BeatBatch:
     row, sample, clean = detect_beats(x)
     seg = segments(clean, row, sample)
     rhy = rhythm(row, sample, x.shape[0])
-    rows = window_templates(seg, rhy, row, x.shape[0])
+    rows = window_templates(seg, rhy[:, RHYTHM_NAMES.index("pre_ratio")], row, x.shape[0])
     tpl = rows[row]
     resid = seg - tpl
     context = np.concatenate([rhy, atrial(rows)[row], morphology(seg, tpl, resid)], axis=1)

@@ -9,15 +9,13 @@ from scipy import signal as sps
 from devices.physiology import CohortParams, EcgSource
 from devices.tinyml.features import (
     FS,
-    MORPH_NAMES,
     RHYTHM_NAMES,
     _t_waves,
     band_pass,
     extract,
-    morphology,
     to_model_rate,
-    window_templates,
 )
+from devices.tinyml.templates import MORPH_NAMES, morphology, window_templates
 from twin.core.seeds import SeedTree
 
 
@@ -53,7 +51,7 @@ def test_templates_are_the_median_of_the_on_time_beats_or_of_all() -> None:
     seg = rng.normal(size=(900, 80)).astype(np.float32)
     row = np.sort(rng.integers(0, 70, 900))  # some windows empty, some with one beat
     rhythm = np.abs(rng.normal(1.0, 0.2, (900, len(RHYTHM_NAMES)))).astype(np.float32)
-    out = window_templates(seg, rhythm, row, 70)
+    out = window_templates(seg, rhythm[:, RHYTHM_NAMES.index("pre_ratio")], row, 70)
     on_time = rhythm[:, RHYTHM_NAMES.index("pre_ratio")] >= 0.9
     for r in range(70):
         ours, every = seg[(row == r) & on_time], seg[row == r]
@@ -69,7 +67,8 @@ def test_premature_beats_do_not_make_the_template_in_bigeminy() -> None:
     seg = np.concatenate([normal, wide] * 5).astype(np.float32)
     rhythm = np.ones((10, len(RHYTHM_NAMES)), np.float32)
     rhythm[1::2, RHYTHM_NAMES.index("pre_ratio")] = 0.6  # every other beat early
-    tpl = window_templates(seg, rhythm, np.zeros(10, np.int64), 1)
+    tpl = window_templates(seg, rhythm[:, RHYTHM_NAMES.index("pre_ratio")],
+                           np.zeros(10, np.int64), 1)
     assert np.allclose(tpl[0], normal[0])
 
 
