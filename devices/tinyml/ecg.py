@@ -13,8 +13,8 @@ Flags: a beat is ventricular if P(V) >= :data:`V_THRESHOLD` (likewise S) and the
 not cut it (:attr:`~devices.tinyml.features.BeatBatch.whole`); a window is in AF
 if it has at least :data:`AF_MIN_BEATS` beats and their mean AF output is at least
 :data:`AF_THRESHOLD`. A window's anomaly score is the larger of its most abnormal whole
-beat's 1 - P(N) and its AF probability. The thresholds are fixed before any validation patient is
-scored (they are the natural 0.5 of a softmax/sigmoid), never tuned on held-out records.
+beat's 1 - P(N) and its AF probability. The thresholds are fixed before any validation patient
+is scored (they are the natural 0.5 of a softmax/sigmoid), never tuned on held-out records.
 """
 
 from __future__ import annotations
@@ -78,16 +78,12 @@ class EcgResult:
     @property
     def beat_v(self) -> npt.NDArray[np.bool_]:
         """Which detected beats are flagged ventricular (never one the window cuts)."""
-        out: npt.NDArray[np.bool_] = (
-            (self.probs[:, CLASSES.index("V")] >= V_THRESHOLD) & self.beats.whole)
-        return out
+        return _flagged(self.probs, self.beats, "V")
 
     @property
     def beat_s(self) -> npt.NDArray[np.bool_]:
         """Which detected beats are flagged supraventricular (never one the window cuts)."""
-        out: npt.NDArray[np.bool_] = (
-            (self.probs[:, CLASSES.index("S")] >= S_THRESHOLD) & self.beats.whole)
-        return out
+        return _flagged(self.probs, self.beats, "S")
 
     def labels(self, row: int) -> tuple[str, ...]:
         """The flags of window ``row`` as telemetry labels: ``pvc``, ``pac``, ``af``."""
@@ -137,12 +133,19 @@ class EcgModel:
         return fold(beats, probs, beat_af)
 
 
+def _flagged(probs: FloatArray, beats: BeatBatch, cls: str) -> npt.NDArray[np.bool_]:
+    """The beats flagged with class ``cls`` ("V" or "S"): its probability at or over its
+    threshold, and the beat whole in its window."""
+    threshold = {"V": V_THRESHOLD, "S": S_THRESHOLD}[cls]
+    out: npt.NDArray[np.bool_] = (probs[:, CLASSES.index(cls)] >= threshold) & beats.whole
+    return out
+
+
 def fold(beats: BeatBatch, probs: FloatArray, beat_af: FloatArray) -> EcgResult:
     """Per-beat outputs folded into per-window results (see the module's flag rules)."""
     n, row = beats.n_rows, beats.row
     count = np.bincount(row, minlength=n)
-    beat_v = (probs[:, CLASSES.index("V")] >= V_THRESHOLD) & beats.whole
-    beat_s = (probs[:, CLASSES.index("S")] >= S_THRESHOLD) & beats.whole
+    beat_v, beat_s = _flagged(probs, beats, "V"), _flagged(probs, beats, "S")
     v = np.bincount(row, weights=beat_v, minlength=n).astype(np.int64)
     s = np.bincount(row, weights=beat_s, minlength=n).astype(np.int64)
     af_prob = (np.bincount(row, weights=beat_af, minlength=n) / np.maximum(count, 1))
