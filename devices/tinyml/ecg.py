@@ -141,6 +141,13 @@ def _flagged(probs: FloatArray, beats: BeatBatch, cls: str) -> npt.NDArray[np.bo
     return out
 
 
+def worst_beat(beats: BeatBatch, probs: FloatArray) -> FloatArray:
+    """Each window's most abnormal whole beat, 1 - P(N); 0 for a window without any."""
+    worst = np.zeros(beats.n_rows, np.float32)
+    np.maximum.at(worst, beats.row[beats.whole], 1.0 - probs[beats.whole, CLASSES.index("N")])
+    return worst
+
+
 def fold(beats: BeatBatch, probs: FloatArray, beat_af: FloatArray) -> EcgResult:
     """Per-beat outputs folded into per-window results (see the module's flag rules)."""
     n, row = beats.n_rows, beats.row
@@ -150,8 +157,7 @@ def fold(beats: BeatBatch, probs: FloatArray, beat_af: FloatArray) -> EcgResult:
     s = np.bincount(row, weights=beat_s, minlength=n).astype(np.int64)
     af_prob = (np.bincount(row, weights=beat_af, minlength=n) / np.maximum(count, 1))
     af = (af_prob >= AF_THRESHOLD) & (count >= AF_MIN_BEATS)
-    worst = np.zeros(n, np.float32)
-    np.maximum.at(worst, row[beats.whole], 1.0 - probs[beats.whole, CLASSES.index("N")])
+    worst = worst_beat(beats, probs)
     score = np.maximum(worst, np.where(count >= AF_MIN_BEATS, af_prob, 0.0)).astype(np.float32)
     return EcgResult(np.clip(score, 0.0, 1.0), (v > 0) | af, v, s, af,
                      af_prob.astype(np.float32), beats, probs, beat_af)

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from devices.tinyml.dataset import CLASSES, TOLERANCE_S, LabelledWindows, match
-from devices.tinyml.ecg import EcgResult
+from devices.tinyml.dataset import TOLERANCE_S, LabelledWindows, match
+from devices.tinyml.ecg import EcgResult, worst_beat
 from devices.tinyml.features import FS
 
 Counts = dict[str, int]
@@ -80,10 +80,7 @@ def window_truth(lw: LabelledWindows) -> npt.NDArray[np.bool_]:
 
 def window_scores(result: EcgResult) -> npt.NDArray[np.float32]:
     """Each window's most abnormal whole beat (1 - P(N)); 0 for a window without any."""
-    whole = result.beats.whole
-    worst = np.zeros(result.beats.n_rows, np.float32)
-    np.maximum.at(worst, result.beats.row[whole], 1.0 - result.probs[whole, CLASSES.index("N")])
-    return worst
+    return worst_beat(result.beats, result.probs)
 
 
 def record_report(lw: LabelledWindows, result: EcgResult) -> dict[str, Any]:

@@ -230,12 +230,19 @@ def _window_maxima(integ: FloatArray, floor: FloatArray, half: int
     return row[keep].astype(np.int64), at[keep].astype(np.int64)
 
 
-def _refine(band: FloatArray, row: IntArray, at: IntArray) -> IntArray:
-    """Move each candidate to the largest |5-15 Hz| excursion within +-75 ms."""
+def _around(band: FloatArray, row: IntArray, at: IntArray) -> tuple[IntArray, FloatArray]:
+    """The samples within +-75 ms of each beat (clipped to its window) and their values."""
     half = round(_SEARCH * FS)
     width = band.shape[1]
     pos = np.clip(at[:, None] + np.arange(-half, half + 1), 0, width - 1)
-    best = np.argmax(np.abs(np.take(band.reshape(-1), pos + (row * width)[:, None])), axis=1)
+    vals: FloatArray = np.take(band.reshape(-1), pos + (row * width)[:, None])
+    return pos, vals
+
+
+def _refine(band: FloatArray, row: IntArray, at: IntArray) -> IntArray:
+    """Move each candidate to the largest |5-15 Hz| excursion within +-75 ms."""
+    pos, vals = _around(band, row, at)
+    best = np.argmax(np.abs(vals), axis=1)
     return np.asarray(pos[np.arange(len(at)), best], dtype=np.int64)
 
 
@@ -247,10 +254,7 @@ def _t_waves(band: FloatArray, row: IntArray, sample: IntArray) -> npt.NDArray[n
     its detections were T waves, each then an odd "premature beat" to the classifier).
     One vectorised pass compares each beat with the one before it as detected.
     """
-    half = round(_SEARCH * FS)
-    width = band.shape[1]
-    pos = np.clip(sample[:, None] + np.arange(-half, half + 1), 0, width - 1)
-    vals = np.take(band.reshape(-1), pos + (row * width)[:, None])
+    _, vals = _around(band, row, sample)
     slope = np.abs(np.diff(vals, axis=1)).max(axis=1, initial=0.0)
     out = np.zeros(len(row), bool)
     out[1:] = ((row[1:] == row[:-1]) & (np.diff(sample) < round(_T_WINDOW * FS))

@@ -212,11 +212,6 @@ class TinyModel:
             return [q.dequantise(self._interp.get_tensor(d["index"])[:n])
                     for d, q in zip(self._outputs, self.output_quant, strict=True)]
 
-    @property
-    def max_batch(self) -> int:
-        """Rows per invoke at most (:data:`MAX_BATCH`)."""
-        return MAX_BATCH
-
     def invoke(self) -> None:
         """Invoke the interpreter once on the inputs it holds (benchmarks only)."""
         with self._lock:

@@ -34,16 +34,6 @@ def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _keras_runner(model: Any) -> Any:
-    def run(delta: np.ndarray, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if not len(delta):
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
-        cls, af = model.predict({"delta": delta, "context": context}, batch_size=4096,
-                                verbose=0)
-        return cls.astype(np.float32), af[:, 0].astype(np.float32)
-    return run
-
-
 def train_ecg(args: argparse.Namespace) -> dict[str, Any]:
     """Train the ECG model on the training patients, write it and its card."""
     from devices.tinyml import train_ecg as te
@@ -67,7 +57,7 @@ def train_ecg(args: argparse.Namespace) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{ECG_MODEL}.tflite"
     path.write_bytes(te.quantise(model, data, args.seed))
-    int8, flt = EcgModel.load(str(path)), EcgModel(_keras_runner(model), 0)
+    int8, flt = EcgModel.load(str(path)), EcgModel(te.keras_runner(model), 0)
     reports, agree, scores, truth = [], [], [], []
     for lw in val_parts:
         q: EcgResult = int8.score(lw.batch.signal, lw.batch.fs)

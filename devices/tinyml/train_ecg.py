@@ -135,6 +135,18 @@ def quantise(model: Any, rep: dict[str, npt.NDArray[Any]], seed: int) -> bytes:
     return out
 
 
+def keras_runner(model: Any) -> Any:
+    """A float Keras model as an :data:`devices.tinyml.ecg.Runner`."""
+    def run(delta: npt.NDArray[Any], context: npt.NDArray[Any]
+            ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        if not len(delta):
+            return np.zeros((0, len(CLASSES)), np.float32), np.zeros(0, np.float32)
+        cls, af = model.predict({"delta": delta, "context": context}, batch_size=4096,
+                                verbose=0)
+        return cls.astype(np.float32), af[:, 0].astype(np.float32)
+    return run
+
+
 def cross_validate(parts: list[LabelledWindows], epochs: int, seed: int, folds: int,
                    log: Any) -> list[dict[str, Any]]:
     """Leave-patients-out cross-validation on the *training* patients only.
@@ -157,11 +169,10 @@ def cross_validate(parts: list[LabelledWindows], epochs: int, seed: int, folds: 
         held = real[k::folds]
         rest = [p for p in real if p not in held] + synthetic
         model = fit(stack(rest), epochs, seed, lambda _line: None)
+        run = keras_runner(model)
         for lw in held:
-            cls, af = model.predict({"delta": lw.beats.delta, "context": lw.beats.context},
-                                    batch_size=4096, verbose=0)
-            result = fold(lw.beats, cls.astype(np.float32), af[:, 0].astype(np.float32))
-            reports.append(ev.record_report(lw, result))
+            reports.append(ev.record_report(lw, fold(lw.beats, *run(lw.beats.delta,
+                                                                     lw.beats.context))))
         log(f"cross-validation fold {k + 1}/{folds}: {[p.name for p in held]}")
     return reports
 
