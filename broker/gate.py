@@ -126,7 +126,7 @@ class Gate:
 
     def publish(self, client_id: str | None, topic: str, now: float) -> bool:
         """Whether a PUBLISH may be routed; over the rate limit it is dropped, and a flood
-        is cut (``on_cut`` is called with the client id)."""
+        is cut (the session is forgotten and ``on_cut`` is called with the client id)."""
         who = self.principal(client_id)
         if who is None:
             self.refusals["publish: not admitted"] += 1
@@ -139,6 +139,9 @@ class Gate:
         verdict = self.limiter.message(who, now)
         if verdict is Verdict.CUT and client_id is not None:
             self.refusals["publish: flood, session cut"] += 1
+            # The session ends asynchronously, and the PUBLISHes it already sent are still
+            # read: forgotten now, none of them is routed, however the bucket refills.
+            self.forget(client_id)
             self.on_cut(client_id)
         return verdict is Verdict.PASS
 

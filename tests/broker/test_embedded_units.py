@@ -113,6 +113,23 @@ def test_publish_rate_is_limited_per_identity_and_a_flood_is_cut() -> None:
     assert limiter.message(a, 0.1) is Verdict.PASS  # one token a tenth of a second later
 
 
+def test_a_cut_session_has_nothing_more_routed_until_it_connects_again(p: Pki) -> None:
+    gate = Gate(BrokerPolicy(), RateLimiter(RateLimits(messages_per_s=10, message_burst=2,
+                                                       cut_after=2)))
+    cut: list[str] = []
+    gate.on_cut = cut.append
+    dev = p.device("flood after cut")
+    topic = telemetry(dev)
+    gate.admit(_der(dev), dev.name, None, 0.0)
+    assert [gate.publish(dev.name, topic, 0.0) for _ in range(4)] == [True, True, False, False]
+    assert cut == [dev.name]
+    # PUBLISHes the session sent before it was closed are still read: a refilled bucket
+    # must not route them (it did, one in ~50, on the real broker).
+    assert not gate.publish(dev.name, topic, 5.0)
+    gate.admit(_der(dev), dev.name, None, 10.0)
+    assert gate.publish(dev.name, topic, 10.0)
+
+
 def test_token_bucket_refills_up_to_its_burst_and_ignores_time_going_back() -> None:
     bucket = TokenBucket(rate=2, burst=2)
     assert bucket.take(0) and bucket.take(0) and not bucket.take(0)
