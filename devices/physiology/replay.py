@@ -9,7 +9,11 @@ for MIT-BIH studies (de Chazal, O'Dwyer & Reilly, IEEE TBME 2004)::
 
 Other annotation codes (rhythm changes ``+``, noise ``~``, ``|``, ``x``, ``!`` ...) are not
 beats. Rhythm annotations (``+`` with an aux note such as ``(AFIB``) become ground-truth
-episodes. Each device plays the record from its own offset and loops at the end.
+episodes, and ``[`` ... ``]`` pairs mark ventricular flutter or fibrillation, where no beat is
+annotated (the reference comparator ``bxb`` of the WFDB software, G. Moody, leaves those spans
+out of beat-by-beat statistics). The lead is chosen by name, MLII where the record has it:
+record 114 stores MLII as its second signal. Each device plays the record from its own offset
+and loops at the end.
 Data credit: MIT-BIH Arrhythmia Database, Moody & Mark 2001, PhysioNet (ODC-By 1.0).
 """
 
@@ -45,7 +49,8 @@ class WfdbReplay:
         fs: the device rate (Hz).
         n_devices: devices replaying it; device ``i`` starts ``offsets[i]`` seconds in.
         window_s: window length (s).
-        channel: signal channel (0 is MLII in MIT-BIH).
+        channel: signal channel; by default the one named ``lead``, else the first.
+        lead: the preferred signal name (MIT-BIH studies use MLII).
         offsets: per-device start offsets in seconds (default: spread evenly over the
             record).
 
@@ -57,12 +62,12 @@ class WfdbReplay:
     units = "mV"
 
     def __init__(self, record_path: str | Path, fs: float = 250.0, n_devices: int = 1,
-                 window_s: float = 10.0, channel: int = 0,
-                 offsets: npt.ArrayLike | None = None) -> None:
+                 window_s: float = 10.0, channel: int | None = None,
+                 offsets: npt.ArrayLike | None = None, lead: str = "MLII") -> None:
         path = str(record_path)
         self.fs, self.window_s, self.n = fs, window_s, n_devices
         self.samples = round(fs * window_s)
-        raw, fs_in, symbols, ann, aux = _read(path, channel)
+        raw, fs_in, symbols, ann, aux = _read(path, channel, lead)
         ratio = Fraction(fs / fs_in).limit_denominator(1000)
         self.up, self.down = ratio.numerator, ratio.denominator
         self.signal = sps.resample_poly(raw, self.up, self.down).astype(np.float32)
@@ -76,6 +81,8 @@ class WfdbReplay:
         where = np.rint(ann * self.up / self.down).astype(np.int64) % self.length
         self.beat_sample, self.beat_label = where[beat], mapped[beat]
         self.episodes_table = _rhythms(where, symbols, aux, self.length)
+        self.vf_spans = _vf_spans(where, symbols, self.length)
+        """``(n, 2)`` [start, end) device samples of annotated flutter/fibrillation."""
         # Default: devices start evenly spread over the record, so they do not stream in step.
         spread = np.arange(n_devices) * (self.length / fs / max(n_devices, 1))
         off = spread if offsets is None else np.asarray(offsets, float)
@@ -121,8 +128,8 @@ class WfdbReplay:
         return out
 
 
-def _read(path: str, channel: int) -> tuple[npt.NDArray[np.float64], float, list[str],
-                                            npt.NDArray[np.int64], list[str]]:
+def _read(path: str, channel: int | None, lead: str
+          ) -> tuple[npt.NDArray[np.float64], float, list[str], npt.NDArray[np.int64], list[str]]:
     """The channel's physical samples, its rate, and the reference annotations."""
     import wfdb
 
@@ -131,6 +138,9 @@ def _read(path: str, channel: int) -> tuple[npt.NDArray[np.float64], float, list
         ann = wfdb.rdann(path, "atr")
     except (OSError, ValueError, IndexError, TypeError) as exc:
         raise RecordError(f"{path}: cannot read WFDB record ({exc})") from None
+    if channel is None:
+        names = list(record.sig_name or [])
+        channel = names.index(lead) if lead in names else 0
     if record.p_signal is None or not 0 <= channel < record.p_signal.shape[1]:
         raise RecordError(f"{path}: no signal channel {channel}")
     raw = np.nan_to_num(np.asarray(record.p_signal[:, channel], dtype=np.float64))
@@ -150,3 +160,19 @@ def _rhythms(where: npt.NDArray[np.int64], symbols: list[str], aux: list[str], l
         if kind is not None and end > w:
             rows.append((w, end - w, kind))
     return np.array(rows, dtype=dtype)
+
+
+def _vf_spans(where: npt.NDArray[np.int64], symbols: list[str], length: int
+              ) -> npt.NDArray[np.int64]:
+    """``[`` ... ``]`` intervals as ``(n, 2)`` [start, end); an open ``[`` runs to the end."""
+    spans: list[tuple[int, int]] = []
+    start: int | None = None
+    for w, s in zip(where.tolist(), symbols, strict=True):
+        if s == "[" and start is None:
+            start = w
+        elif s == "]" and start is not None:
+            spans.append((start, w + 1))
+            start = None
+    if start is not None:
+        spans.append((start, length))
+    return np.array(spans, np.int64).reshape(-1, 2)

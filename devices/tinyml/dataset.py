@@ -40,6 +40,9 @@ class LabelledWindows:
         label: class index in :data:`CLASSES` per detected beat (-1: a Q beat, not used).
         af: whether each detected beat lies in atrial fibrillation or flutter.
         window_af: share of each window in AF or flutter (0..1).
+        vf: whether each detected beat lies in annotated ventricular flutter/fibrillation
+            (label -1 there: no beats are annotated, so there is nothing to learn or score).
+        ref_vf: the same for each reference beat of ``batch.beats``.
     """
 
     name: str
@@ -48,6 +51,8 @@ class LabelledWindows:
     label: IntArray
     af: npt.NDArray[np.bool_]
     window_af: npt.NDArray[np.float64]
+    vf: npt.NDArray[np.bool_]
+    ref_vf: npt.NDArray[np.bool_]
 
 
 def match(det_row: IntArray, det_sample: IntArray, ref_row: IntArray, ref_sample: IntArray,
@@ -112,10 +117,17 @@ def record_windows(path: str | Path, window_s: float = WINDOW_S) -> LabelledWind
     for start, length, kind in rep.episodes_table:
         if kind in AF_KINDS:
             af_mask[int(start):int(start) + int(length)] = True
+    vf_mask = np.zeros(rep.length, bool)
+    for start, end in rep.vf_spans.tolist():
+        vf_mask[start:end] = True
     abs_sample = beats.row * rep.samples + beats.sample
+    ref = batch.beats
+    ref_vf = vf_mask[ref["row"].astype(np.int64) * rep.samples + ref["sample"]]
     window_af = af_mask[: n * rep.samples].reshape(n, rep.samples).mean(axis=1)
-    return LabelledWindows(Path(path).name, batch, beats, _label(beats, batch.beats),
-                           af_mask[abs_sample], window_af)
+    in_vf = vf_mask[abs_sample]
+    label = np.where(in_vf, -1, _label(beats, ref))
+    return LabelledWindows(Path(path).name, batch, beats, label, af_mask[abs_sample], window_af,
+                           in_vf, ref_vf)
 
 
 def synthetic_windows(rhythm: str, devices: int, windows: int, seed: int) -> LabelledWindows:
@@ -142,4 +154,5 @@ def synthetic_windows(rhythm: str, devices: int, windows: int, seed: int) -> Lab
     beats = extract(signal, FS)
     in_af = rhythm == "af"
     return LabelledWindows(f"synthetic-{rhythm}", batch, beats, _label(beats, ref),
-                           np.full(len(beats), in_af), np.full(len(signal), float(in_af)))
+                           np.full(len(beats), in_af), np.full(len(signal), float(in_af)),
+                           np.zeros(len(beats), bool), np.zeros(len(ref), bool))

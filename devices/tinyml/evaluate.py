@@ -1,16 +1,26 @@
-"""Scoring the ECG model against reference annotations (AAMI EC57 in spirit).
+"""Scoring the ECG model against reference annotations, as AAMI EC57 counts beats.
+
+The counting rules are those of ``bxb``, the reference implementation of the EC38/EC57
+beat-by-beat comparison in the WFDB software (G. Moody, PhysioNet):
 
 * **V and S beats.** A reference beat of the class is detected if a beat the model flagged
   with that class lies within +-150 ms of it (sensitivity = detected / reference beats). A
-  flagged beat is a true positive if the nearest reference beat within +-150 ms has the class;
-  flagged beats near a beat of another class, *or near no reference beat at all*, are false
-  positives (stricter than EC57, which leaves unmatched detections out of the class matrix).
+  flagged beat is a true positive if the nearest reference beat within +-150 ms has the class.
+  It is a false positive if that beat is of a class the standard counts against the class
+  (:data:`FALSE_FOR`: for V an N or S beat; for S an N, V or F beat) *or if no reference beat
+  is near*. A V flag on a fusion (F) or unclassifiable (Q) beat, and an S flag on a Q beat, is
+  neither (bxb's ``VFP = Nv + Sv + Ov + Xv``, ``SFP = Ns + Vs + Fs + Os + Xs``).
+* **Ventricular flutter/fibrillation.** Reference beats and flags inside annotated ``[`` ...
+  ``]`` spans are not counted (bxb ignores test beats during reference-marked VF).
+* **Whole records.** bxb starts comparing 5 minutes in, after a learning period; the model
+  learns nothing per patient, so every beat of the record is scored.
 * **AF windows.** A window is AF if at least half of it lies in an annotated atrial
   fibrillation or flutter episode, non-AF if none of it does (windows in between are not
   scored). Sensitivity is over AF windows (null for a record without any), specificity over
   non-AF windows.
 * **Window AUROC** for "any abnormal beat": the window's score is its most abnormal beat's
-  1 - P(N); the window is positive if it holds a reference beat of class S, V, F or Q.
+  1 - P(N); the window is positive if it holds a reference beat of class S, V, F or Q, or a
+  detection in flutter/fibrillation.
 Totals pool the counts of all records (gross statistics), not the records' averages.
 """
 
@@ -26,6 +36,8 @@ from devices.tinyml.ecg import EcgResult, worst_beat
 from devices.tinyml.features import FS
 
 Counts = dict[str, int]
+FALSE_FOR = {"V": frozenset("NS"), "S": frozenset("NVF")}
+"""Reference classes on which a flag of the key class is a false positive (EC57)."""
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -39,17 +51,26 @@ def beat_counts(lw: LabelledWindows, flagged: npt.NDArray[np.bool_], cls: str) -
         lw: the record's labelled windows.
         flagged: which detected beats the model flagged with ``cls``.
         cls: ``"V"`` or ``"S"``.
+
+    Returns:
+        ``reference`` beats of the class, how many were ``detected``, the ``flagged`` beats
+        that count (true and false positives), the ``true_flags``, and the flags
+        ``not_counted`` (on F or Q beats, or in flutter/fibrillation).
     """
     tol = round(TOLERANCE_S * FS)
-    ref = lw.batch.beats
+    ref = lw.batch.beats[~lw.ref_vf]
     ref_row, ref_sample = ref["row"].astype(np.int64), ref["sample"].astype(np.int64)
     is_cls = ref["label"] == cls
-    det_row, det_sample = lw.beats.row[flagged], lw.beats.sample[flagged]
+    scored = flagged & ~lw.vf
+    det_row, det_sample = lw.beats.row[scored], lw.beats.sample[scored]
     found = match(ref_row[is_cls], ref_sample[is_cls], det_row, det_sample, tol) >= 0
     near = match(det_row, det_sample, ref_row, ref_sample, tol)
-    true = (near >= 0) & is_cls[np.maximum(near, 0)] if len(ref) else np.zeros(len(near), bool)
+    near_label = np.where(near >= 0, ref["label"][np.maximum(near, 0)] if len(ref) else "", "")
+    true = near_label == cls
+    false = (near < 0) | np.isin(near_label, sorted(FALSE_FOR[cls]))
     return {"reference": int(is_cls.sum()), "detected": int(found.sum()),
-            "flagged": int(flagged.sum()), "true_flags": int(true.sum())}
+            "flagged": int(true.sum() + false.sum()), "true_flags": int(true.sum()),
+            "not_counted": int(flagged.sum() - true.sum() - false.sum())}
 
 
 def auroc(scores: npt.ArrayLike, positive: npt.ArrayLike) -> float | None:
@@ -71,9 +92,10 @@ def auroc(scores: npt.ArrayLike, positive: npt.ArrayLike) -> float | None:
 
 
 def window_truth(lw: LabelledWindows) -> npt.NDArray[np.bool_]:
-    """Which windows hold a reference beat that is not N."""
+    """Which windows hold a reference beat that is not N, or annotated flutter/fibrillation."""
     ref = lw.batch.beats
-    abnormal = ref["row"][ref["label"] != "N"].astype(np.int64)
+    abnormal = np.concatenate([ref["row"][ref["label"] != "N"].astype(np.int64),
+                               lw.beats.row[lw.vf]])
     out: npt.NDArray[np.bool_] = np.bincount(abnormal, minlength=len(lw.window_af)) > 0
     return out
 
@@ -106,7 +128,8 @@ def record_report(lw: LabelledWindows, result: EcgResult) -> dict[str, Any]:
 def _class_summary(c: Counts) -> dict[str, Any]:
     return {"sensitivity": _ratio(c["detected"], c["reference"]),
             "ppv": _ratio(c["true_flags"], c["flagged"]),
-            "reference": c["reference"], "flagged": c["flagged"]}
+            "reference": c["reference"], "flagged": c["flagged"],
+            "not_counted": c["not_counted"]}
 
 
 def _af_summary(c: Counts) -> dict[str, Any] | None:

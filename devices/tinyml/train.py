@@ -143,7 +143,7 @@ layers) over how each beat differs from the patient's own beats.
   `context` ({n_context}): previous/next RR (s), window median RR (s), their ratios, the
   window's normalised RMSSD, RR coefficient of variation and pNN50, then the beat against the
   template: correlation, residual RMS, and over the QRS correlation, energy, width and slope
-  ratios and the QRS width.
+  ratios.
 * **Outputs**: `beat_class` softmax over N S V F; `af` sigmoid. Flags: V or S if its
   probability >= 0.5; a window is AF if it has >= 4 beats whose mean `af` is >= 0.5.
   Thresholds fixed at 0.5 before validation, never tuned on it.
@@ -165,8 +165,9 @@ layers) over how each beat differs from the patient's own beats.
 ## Validation (int8 model, device pipeline, validation patients only)
 
 Gross statistics over the validation patients ({nv} V beats, {ns} S beats), scored as
-`twin eval ecg` scores them (+-150 ms matching; flags on no reference beat count as false
-positives):
+`twin eval ecg` scores them: as AAMI EC57 counts beats (WFDB `bxb`, ADR 0016): +-150 ms
+matching; a V flag on an N or S beat or on no reference beat is a false positive, one on a
+fusion beat is not counted; flutter/fibrillation spans are left out:
 
 | | sensitivity | positive predictivity |
 | --- | --- | --- |
@@ -182,17 +183,18 @@ Window AUROC for "any abnormal beat": {auroc}.
 
 For scale: de Chazal et al. (IEEE TBME 2004) reached V 77.7 % / 81.9 % on DS2 from DS1.
 These validation patients are a handful of DS1 records, so the numbers are noisy; DS2 was
-never used. Limitations: one lead (MLII, record 114 has its leads swapped and is replayed
-as stored), 10-s windows without carry-over (beats at window edges have padded context),
+never used. Limitations: one lead (MLII, chosen by name: record 114 stores it second), 10-s
+windows without carry-over (beats at window edges have padded context; a window whose beats
+are mostly ventricular has a ventricular template, which is where most missed V beats are),
 AF learnt from two real patients and synthetic AF.
 """
 
 CV_SECTION = """Leave-patients-out, {folds} folds over the training patients only (each fold's
 records scored by a model trained on the other training records and the synthetic rhythms;
 the validation patients play no part). Pooled: V Se **{vse}**, +P **{vppv}** ({nv} V beats);
-S Se {sse}, +P {sppv} ({ns} S beats). Record 207's false V flags are mostly detections in its
-ventricular flutter episodes (no beat annotated there), 114's are detections on the T waves of
-its V5 lead, 203 is the database's noisiest record.
+S Se {sse}, +P {sppv} ({ns} S beats). Scored as the validation below. Detections in record
+207's ventricular flutter are neither trained on nor scored (no beat is annotated there); 203
+is the database's noisiest record.
 
 | record | windows | V | V Se | V +P | S | S Se | S +P | AF Se | AF Sp | AUROC |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |

@@ -14,7 +14,7 @@ from scipy.signal import resample_poly
 
 from devices.physiology import AAMI_MAP, RecordError, WfdbReplay
 
-DATA = Path("/work/shared/data/mitdb-ds1")
+DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "mitdb-ds1"
 pytestmark = pytest.mark.skipif(not (DATA / "208.hea").exists(), reason="MIT-BIH DS1 not here")
 WINDOWS = 6
 
@@ -72,3 +72,43 @@ def test_missing_record_is_our_error(tmp_path: Path) -> None:
     (tmp_path / "bad.hea").write_text("garbage here\n")
     with pytest.raises(RecordError):
         WfdbReplay(tmp_path / "bad")
+
+
+def _write(folder: Path, names: list[str], symbols: list[str], samples: list[int]) -> Path:
+    """A two-signal 360 Hz record (signal k is the constant k + 1) with these annotations."""
+    sig = np.column_stack([np.full(7200, k + 1.0) for k in range(len(names))])
+    wfdb.wrsamp("rec", fs=360, units=["mV"] * len(names), sig_name=names, p_signal=sig,
+                fmt=["16"] * len(names), write_dir=str(folder))
+    wfdb.wrann("rec", "atr", np.array(samples), symbols, write_dir=str(folder))
+    return folder / "rec"
+
+
+def test_the_mlii_lead_is_chosen_by_name(tmp_path: Path) -> None:
+    rec = _write(tmp_path, ["V5", "MLII"], ["N", "N"], [360, 720])
+    assert np.median(WfdbReplay(rec).signal) == pytest.approx(2.0, abs=0.01)  # MLII: second
+    assert np.median(WfdbReplay(rec, channel=0).signal) == pytest.approx(1.0, abs=0.01)
+    (tmp_path / "other").mkdir()
+    other = _write(tmp_path / "other", ["V1", "V2"], ["N", "N"], [360, 720])
+    assert np.median(WfdbReplay(other).signal) == pytest.approx(1.0, abs=0.01)  # the first
+
+
+def test_flutter_spans_come_from_the_bracket_annotations(tmp_path: Path) -> None:
+    rec = _write(tmp_path, ["MLII"], ["N", "[", "!", "]", "N", "["],
+                 [360, 1800, 2000, 3600, 4320, 6480])
+    src = WfdbReplay(rec, fs=250.0)
+    assert src.vf_spans.tolist() == [[1250, 2501], [4500, src.length]]  # the last one is open
+    assert src.beat_label.tolist() == ["N", "N"]  # "!" flutter waves are not beats
+
+
+def test_record_207_has_its_six_flutter_episodes() -> None:
+    src = WfdbReplay(DATA / "207", fs=250.0)
+    spans = src.vf_spans
+    assert len(spans) == 6 and np.all(spans[:, 1] > spans[:, 0])
+    inside = (src.beat_sample[:, None] >= spans[:, 0]) & (src.beat_sample[:, None] < spans[:, 1])
+    assert not inside.any()  # no beat is annotated during flutter
+
+
+def test_record_114_is_read_on_mlii() -> None:
+    x = wfdb.rdrecord(str(DATA / "114")).p_signal[:, 1]
+    got = WfdbReplay(DATA / "114", fs=250.0).signal
+    assert np.array_equal(got, resample_poly(x, 25, 36).astype(np.float32))
