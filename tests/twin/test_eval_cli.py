@@ -43,6 +43,7 @@ def test_eval_scores_records_in_any_folder(tmp_path: Path) -> None:
                                          "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert "201" in result.output and "held out" in result.output
+    assert "bxb" in result.output and "V flags not counted" in result.output
     report = json.loads(out.read_text())
     assert 0 < report["model_bytes"] <= 32 * 1024
     assert report["inferences_per_second"] > 0
@@ -56,6 +57,8 @@ def test_eval_scores_records_in_any_folder(tmp_path: Path) -> None:
     rec119 = report["records"][0]
     assert rec119["af"] is None  # no AF annotated in 119
     assert report["total_held_out"]["records"] == 1
+    assert "EC57" in report["scoring"]
+    assert total["V"]["not_counted"] >= 0 and total["V"]["flagged"] >= 0
 
 
 def test_missing_folder_is_a_clean_error(tmp_path: Path) -> None:

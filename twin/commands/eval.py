@@ -108,10 +108,16 @@ def evaluate_records(model: EcgModel, paths: list[Path]) -> dict[str, Any]:
         "model_bytes": model.size_bytes,
         "inferences_per_second": round(windows / spent, 1) if spent else None,
         "beats_per_second": round(beats / spent, 1) if spent else None,
-        "window_s": 10.0, "fs_hz": 250.0, "records": reports, "total": total,
+        "window_s": 10.0, "fs_hz": 250.0, "scoring": SCORING, "records": reports, "total": total,
         "total_held_out": held_out if keep else None,
         "credit": "MIT-BIH Arrhythmia Database, Moody & Mark 2001, PhysioNet (if MIT-BIH)",
     }
+
+
+SCORING = ("AAMI EC57 beat-by-beat, as WFDB bxb counts (ADR 0016): +-150 ms matching; a V flag "
+           "on an N or S beat or on no beat is a false positive, on an F or Q beat not counted; "
+           "beats and flags in annotated flutter/fibrillation not counted; whole records")
+"""How the report counts beats, written into it."""
 
 
 def _pct(x: float | None) -> str:
@@ -137,5 +143,7 @@ def _print(report: dict[str, Any]) -> None:
     if report["total_held_out"] is not None:
         table.add_row(*_row("held out", report["total_held_out"]), style="bold")
     Console(width=120).print(table)
+    not_counted = report["total"]["V"]["not_counted"]
+    typer.echo(f"scored as {SCORING}; {not_counted:,} V flags not counted")
     typer.echo(f"model: {report['model_bytes']:,} bytes; {report['inferences_per_second']:,} "
                f"windows/s ({report['beats_per_second']:,} beats/s) including beat detection")
