@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,15 @@ import pytest
 
 from devices.tinyml.energy import CORTEX_M4_64MHZ, count_macs, window_cost
 from devices.tinyml.errors import InputError, ModelError
-from devices.tinyml.runtime import BUCKET, MAX_BATCH, Quant, TinyModel, model_bytes, model_path
+from devices.tinyml.runtime import (
+    BUCKET,
+    MAX_BATCH,
+    Quant,
+    TinyModel,
+    _without_delegate_info,
+    model_bytes,
+    model_path,
+)
 
 MODELS = ("ecg_beat_af", "vitals_bp", "vitals_sweat")
 
@@ -80,3 +89,14 @@ def test_macs_and_cost_follow_the_profile() -> None:
     assert one.latency_s == pytest.approx(one.cycles / CORTEX_M4_64MHZ.clock_hz)
     assert twelve.energy_mj == pytest.approx(
         twelve.cycles * CORTEX_M4_64MHZ.energy_per_cycle_j * 1e3)
+
+
+def test_loading_a_model_prints_no_delegate_line(capfd: pytest.CaptureFixture[str]) -> None:
+    TinyModel(model_path("ecg_beat_af"))  # a fresh interpreter, not the cached one
+    assert "XNNPACK" not in capfd.readouterr().err
+
+
+def test_other_native_output_is_written_back(capfd: pytest.CaptureFixture[str]) -> None:
+    with _without_delegate_info():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\nERROR: kept\n")
+    assert capfd.readouterr().err == "ERROR: kept\n"
