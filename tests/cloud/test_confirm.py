@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import signal as sps
 
-from cloud.confirm import analyse
+from cloud.confirm import _filters, analyse
 from cloud.effects import Reject, StoreStrip
 from cloud.errors import StripError
 from cloud.ingest import CloudCore
@@ -130,3 +131,11 @@ def test_a_replayed_strip_is_dropped_by_the_sequence_window() -> None:
     again = _deliver(core, _strip(sinus[0], 7), topics.strips(TENANT, DEV))
     assert not [e for e in again if isinstance(e, StoreStrip)]
     assert "strips.duplicates" in [e.name for e in again if isinstance(e, Count)]
+
+
+@pytest.mark.parametrize("fs", [100.0, 250.0, 360.0])
+def test_the_strip_filters_are_scipys_zero_phase_filters(fs: float) -> None:
+    x = np.random.default_rng(7).normal(size=round(10 * fs)).cumsum()
+    for zero_phase in _filters(fs):
+        ref = sps.sosfiltfilt(zero_phase.sos, x)
+        assert np.allclose(zero_phase(x), ref, rtol=0, atol=1e-9 * np.abs(ref).max())
