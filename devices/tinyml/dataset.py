@@ -37,7 +37,8 @@ class LabelledWindows:
         name: record name (or ``synthetic-<rhythm>``).
         batch: the windows as the device sees them (reference beats in ``batch.beats``).
         beats: detected beats and model inputs.
-        label: class index in :data:`CLASSES` per detected beat (-1: a Q beat, not used).
+        label: class index in :data:`CLASSES` per detected beat (-1: a Q beat or one in
+            flutter, not used).
         af: whether each detected beat lies in atrial fibrillation or flutter.
         window_af: share of each window in AF or flutter (0..1).
         vf: whether each detected beat lies in annotated ventricular flutter/fibrillation
