@@ -95,12 +95,14 @@ def _label(beats: BeatBatch, ref: npt.NDArray[np.void]) -> IntArray:
     return np.where(hit >= 0, ref_cls[np.maximum(hit, 0)] if len(ref_cls) else 0, 0)
 
 
-def record_windows(path: str | Path, window_s: float = WINDOW_S) -> LabelledWindows:
+def record_windows(path: str | Path, window_s: float = WINDOW_S, lead: str = "MLII"
+                   ) -> LabelledWindows:
     """Every whole window of a WFDB record, replayed at the device rate, with labels.
 
     Args:
         path: the record without extension.
         window_s: window length (s).
+        lead: the signal to replay, by name (a record without it: its first signal).
 
     Returns:
         The labelled windows (a trailing partial window is dropped).
@@ -108,10 +110,10 @@ def record_windows(path: str | Path, window_s: float = WINDOW_S) -> LabelledWind
     Raises:
         RecordError: the record cannot be read (see :class:`WfdbReplay`).
     """
-    probe = WfdbReplay(path, fs=FS, n_devices=1, window_s=window_s)
+    probe = WfdbReplay(path, fs=FS, n_devices=1, window_s=window_s, lead=lead)
     n = probe.length // probe.samples
     rep = WfdbReplay(path, fs=FS, n_devices=n, window_s=window_s,
-                     offsets=np.arange(n) * window_s)
+                     offsets=np.arange(n) * window_s, lead=lead)
     batch = rep.window(window_s, np.arange(n))
     beats = extract(batch.signal, FS)
     af_mask = np.zeros(rep.length, bool)

@@ -6,10 +6,12 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from devices.tinyml.dataset import record_windows
 from twin.commands import eval as eval_cmd
 
 MITDB = Path(__file__).resolve().parents[3] / "shared" / "data" / "mitdb-ds1"
@@ -91,3 +93,19 @@ def test_bad_model_file_is_a_clean_error(tmp_path: Path) -> None:
                                          "--model", str(bad)])
     assert result.exit_code == 2
     assert "m.tflite" in result.output
+
+
+@needs_data
+def test_another_lead_can_be_scored(tmp_path: Path) -> None:
+    folder = _copy(["119"], tmp_path / "records")  # only a training patient: nothing held out
+    reports = {}
+    for lead in ("MLII", "V1"):
+        out = tmp_path / f"{lead}.json"
+        result = CliRunner().invoke(_app(), ["eval", "ecg", "--records", str(folder),
+                                             "--lead", lead, "--json", str(out)])
+        assert result.exit_code == 0, result.output
+        reports[lead] = json.loads(out.read_text())
+    assert reports["V1"]["lead"] == "V1" and reports["V1"]["total_held_out"] is None
+    assert reports["V1"]["records"][0]["V"]["reference"] == 444  # the same annotations
+    v1, mlii = (record_windows(folder / "119", lead=lead).batch.signal for lead in ("V1", "MLII"))
+    assert not np.allclose(v1, mlii)  # another signal was scored

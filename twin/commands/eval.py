@@ -46,6 +46,9 @@ def ecg(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write JSON here.")] = None,
     model: Annotated[Path | None, typer.Option(help="A .tflite instead of the shipped one.")]
     = None,
+    lead: Annotated[str, typer.Option(
+        help="The signal to score, by name; a record without it is read on its first.")]
+    = "MLII",
 ) -> None:
     """Score the ECG model per record and in total: V and S beats, AF windows, AUROC."""
     if not records.is_dir():
@@ -56,7 +59,7 @@ def ecg(
         raise _fail(f"--records: no WFDB records with .atr annotations in {records}")
     try:
         ecg_model = EcgModel.load(None if model is None else str(model))
-        report = evaluate_records(ecg_model, names)
+        report = evaluate_records(ecg_model, names, lead)
     except MedtwinError as exc:
         raise _fail(str(exc)) from None
     _print(report)
@@ -65,12 +68,14 @@ def ecg(
         json_out.write_text(json.dumps(report, indent=2) + "\n")
 
 
-def evaluate_records(model: EcgModel, paths: list[Path]) -> dict[str, Any]:
+def evaluate_records(model: EcgModel, paths: list[Path], lead: str = "MLII"
+                     ) -> dict[str, Any]:
     """Run the model over every record and score it.
 
     Args:
         model: the ECG model.
         paths: records without extension.
+        lead: the signal to score, by name (a record without it: its first signal).
 
     Returns:
         The JSON-ready report (``model_bytes``, ``inferences_per_second``, ``records``,
@@ -86,7 +91,7 @@ def evaluate_records(model: EcgModel, paths: list[Path]) -> dict[str, Any]:
     windows = beats = 0
     spent = 0.0
     for path in paths:
-        lw = record_windows(path)
+        lw = record_windows(path, lead=lead)
         started = time.perf_counter()
         result = model.score(lw.batch.signal, lw.batch.fs)
         spent += time.perf_counter() - started
@@ -100,16 +105,16 @@ def evaluate_records(model: EcgModel, paths: list[Path]) -> dict[str, Any]:
     total = ev.total_report(reports, np.concatenate(scores), np.concatenate(truth))
     keep = [i for i, h in enumerate(held) if h]
     held_out = ev.total_report([reports[i] for i in keep],
-                               np.concatenate([scores[i] for i in keep] or [np.zeros(0)]),
-                               np.concatenate([truth[i] for i in keep] or [np.zeros(0, bool)]))
+                               np.concatenate([scores[i] for i in keep]),
+                               np.concatenate([truth[i] for i in keep])) if keep else None
     for rep in reports:
         del rep["counts"]
     return {
         "model_bytes": model.size_bytes,
         "inferences_per_second": round(windows / spent, 1) if spent else None,
         "beats_per_second": round(beats / spent, 1) if spent else None,
-        "window_s": 10.0, "fs_hz": 250.0, "scoring": SCORING, "records": reports, "total": total,
-        "total_held_out": held_out if keep else None,
+        "window_s": 10.0, "fs_hz": 250.0, "lead": lead, "scoring": SCORING,
+        "records": reports, "total": total, "total_held_out": held_out,
         "credit": "MIT-BIH Arrhythmia Database, Moody & Mark 2001, PhysioNet (if MIT-BIH)",
     }
 
