@@ -52,8 +52,6 @@ SEG_BEFORE, SEG_AFTER = 64, 96
 """Segment extent around R in 250-Hz samples (-256 ms .. +384 ms)."""
 SEG_LEN = (SEG_BEFORE + SEG_AFTER) // 2
 """Segment samples after halving the rate (80 at 125 Hz)."""
-DELTA_DECIM = 1
-"""Rate divisor of the beat-minus-template input (1: 125 Hz)."""
 N_RHYTHM = 8
 """Rhythm features per beat."""
 RHYTHM_NAMES = ("pre_rr_s", "post_rr_s", "local_rr_s", "pre_ratio", "post_ratio",
@@ -63,8 +61,8 @@ N_AF_INPUTS = N_RHYTHM + len(ATRIAL_NAMES)
 N_CONTEXT = N_AF_INPUTS + len(MORPH_NAMES)
 """Context features per beat: the rhythm features, the atrial features, then the morphology
 features."""
-DELTA_LEN = SEG_LEN // DELTA_DECIM
-"""Samples of the beat-minus-template input."""
+DELTA_LEN = SEG_LEN
+"""Samples of the beat-minus-template input (the segment's, at 125 Hz)."""
 EDGE_S = 0.1
 """A beat whose R is closer than this (s) to its window's edge is cut by it: half a QRS and a
 filter edge look ventricular to any classifier (0.3 % of synthetic sinus windows were flagged
@@ -396,8 +394,6 @@ def _extract_rows(x: FloatArray) -> BeatBatch:
     tpl = rows[row]
     resid = seg - tpl
     context = np.concatenate([rhy, atrial(rows)[row], morphology(seg, tpl, resid)], axis=1)
-    if DELTA_DECIM > 1:
-        resid = resid.reshape(len(resid), DELTA_LEN, DELTA_DECIM).mean(axis=2)
     edge = round(EDGE_S * FS)
     whole = (sample >= edge) & (sample < x.shape[1] - edge)
     return BeatBatch(row, sample, seg, rhy, x.shape[0], resid, context, whole)
