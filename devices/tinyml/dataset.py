@@ -116,13 +116,9 @@ def record_windows(path: str | Path, window_s: float = WINDOW_S, lead: str = "ML
                      offsets=np.arange(n) * window_s, lead=lead)
     batch = rep.window(window_s, np.arange(n))
     beats = extract(batch.signal, FS)
-    af_mask = np.zeros(rep.length, bool)
-    for start, length, kind in rep.episodes_table:
-        if kind in AF_KINDS:
-            af_mask[int(start):int(start) + int(length)] = True
-    vf_mask = np.zeros(rep.length, bool)
-    for start, end in rep.vf_spans.tolist():
-        vf_mask[start:end] = True
+    af = rep.episodes_table[np.isin(rep.episodes_table["kind"], AF_KINDS)]
+    af_mask = _covered(rep.length, af["start"], af["start"] + af["length"])
+    vf_mask = _covered(rep.length, rep.vf_spans[:, 0], rep.vf_spans[:, 1])
     abs_sample = beats.row * rep.samples + beats.sample
     ref = batch.beats
     ref_vf = vf_mask[ref["row"].astype(np.int64) * rep.samples + ref["sample"]]
@@ -131,6 +127,15 @@ def record_windows(path: str | Path, window_s: float = WINDOW_S, lead: str = "ML
     label = np.where(in_vf, -1, _label(beats, ref))
     return LabelledWindows(Path(path).name, batch, beats, label, af_mask[abs_sample], window_af,
                            in_vf, ref_vf)
+
+
+def _covered(length: int, starts: npt.ArrayLike, ends: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Which of ``length`` samples lie in any of the intervals [start, end)."""
+    edges = np.zeros(length + 1, np.int64)
+    np.add.at(edges, np.clip(np.asarray(starts, np.int64), 0, length), 1)
+    np.add.at(edges, np.clip(np.asarray(ends, np.int64), 0, length), -1)
+    out: npt.NDArray[np.bool_] = np.cumsum(edges[:-1]) > 0
+    return out
 
 
 def synthetic_windows(rhythm: str, devices: int, windows: int, seed: int) -> LabelledWindows:
