@@ -1,7 +1,8 @@
 """Labelled ECG windows for training and evaluation: real MIT-BIH records and the twin's own.
 
 A record is cut into consecutive 10-s windows at the device rate, exactly as a patch would
-see it (:class:`devices.physiology.WfdbReplay`, one "device" per window); beats are then
+see it (:class:`devices.physiology.WfdbReplay`, one "device" per window, scored as one patch's
+windows in time order so that the patch's reference beat carries over); beats are then
 *detected* (not taken from the annotations) and each detection gets the AAMI class of the
 reference beat within +-150 ms (the EC57 matching window), so training sees the detector's
 errors too: a detection without a reference beat is labelled N (nothing to flag).
@@ -44,6 +45,9 @@ class LabelledWindows:
         vf: whether each detected beat lies in annotated ventricular flutter/fibrillation
             (label -1 there: no beats are annotated, so there is nothing to learn or score).
         ref_vf: the same for each reference beat of ``batch.beats``.
+        device: ``(windows,)`` which patient (device) each window belongs to, its windows in
+            time order: what :meth:`devices.tinyml.ecg.EcgModel.score` needs to carry each
+            patient's reference beat from window to window.
     """
 
     name: str
@@ -54,6 +58,7 @@ class LabelledWindows:
     window_af: npt.NDArray[np.float64]
     vf: npt.NDArray[np.bool_]
     ref_vf: npt.NDArray[np.bool_]
+    device: IntArray
 
 
 def match(det_row: IntArray, det_sample: IntArray, ref_row: IntArray, ref_sample: IntArray,
@@ -115,7 +120,8 @@ def record_windows(path: str | Path, window_s: float = WINDOW_S, lead: str = "ML
     rep = WfdbReplay(path, fs=FS, n_devices=n, window_s=window_s,
                      offsets=np.arange(n) * window_s, lead=lead)
     batch = rep.window(window_s, np.arange(n))
-    beats = extract(batch.signal, FS)
+    device = np.zeros(n, np.int64)  # one patient, windows in time order
+    beats = extract(batch.signal, FS, device)
     af = rep.episodes_table[np.isin(rep.episodes_table["kind"], AF_KINDS)]
     af_mask = _covered(rep.length, af["start"], af["start"] + af["length"])
     vf_mask = _covered(rep.length, rep.vf_spans[:, 0], rep.vf_spans[:, 1])
@@ -126,7 +132,7 @@ def record_windows(path: str | Path, window_s: float = WINDOW_S, lead: str = "ML
     in_vf = vf_mask[abs_sample]
     label = np.where(in_vf, -1, _label(beats, ref))
     return LabelledWindows(Path(path).name, batch, beats, label, af_mask[abs_sample], window_af,
-                           in_vf, ref_vf)
+                           in_vf, ref_vf, device)
 
 
 def _covered(length: int, starts: npt.ArrayLike, ends: npt.ArrayLike) -> npt.NDArray[np.bool_]:
@@ -159,8 +165,9 @@ def synthetic_windows(rhythm: str, devices: int, windows: int, seed: int) -> Lab
     ref["row"] += np.repeat(np.arange(windows) * devices, [len(p.beats) for p in parts])
     batch = SignalBatch(WINDOW_S * windows, np.concatenate([p.values for p in parts]), signal,
                         FS, "mV", np.concatenate([p.episodes for p in parts]), ref)
-    beats = extract(signal, FS)
+    device = np.arange(len(signal)) % devices
+    beats = extract(signal, FS, device)
     in_af = rhythm == "af"
     return LabelledWindows(f"synthetic-{rhythm}", batch, beats, _label(beats, ref),
                            np.full(len(beats), in_af), np.full(len(signal), float(in_af)),
-                           np.zeros(len(beats), bool), np.zeros(len(ref), bool))
+                           np.zeros(len(beats), bool), np.zeros(len(ref), bool), device)

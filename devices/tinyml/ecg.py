@@ -1,12 +1,15 @@
 """The ECG patch's model: beat classes (N S V F) and atrial fibrillation, per fleet batch.
 
 One call scores every window of a batch: beats are detected and featurised for all windows
-at once (:mod:`devices.tinyml.features`: each beat against its window's template, ADR 0015),
+at once (:mod:`devices.tinyml.features`: each beat against its window's template, ADR 0015,
+and against the reference beat its patch carries from earlier windows, ADR 0017),
 the int8 model runs once on all their beats, and the per-beat outputs are folded back into
 per-window results::
 
     model = EcgModel.load()
     result = model.score(batch.signal, batch.fs)      # (n, samples) mV -> EcgResult
+    kept = result.beats.carried                       # the patches' reference beats...
+    later = model.score(next_batch.signal, next_batch.fs, previous=kept)  # ...carried on
     result.score, result.flag, result.labels(row)     # (n,), (n,) bool, ("pvc", "af")
 
 Flags: a beat is ventricular if P(V) >= :data:`V_THRESHOLD` (likewise S) and the window does
@@ -115,20 +118,27 @@ class EcgModel:
         tiny = TinyModel.load(path or model_path(ECG_MODEL))
         return cls(_tflite_runner(tiny), tiny.size_bytes)
 
-    def score(self, signal: npt.ArrayLike, fs: float) -> EcgResult:
+    def score(self, signal: npt.ArrayLike, fs: float, device: npt.ArrayLike | None = None,
+              previous: npt.ArrayLike | None = None) -> EcgResult:
         """Score a batch of ECG windows.
 
         Args:
             signal: ``(n, samples)`` ECG in mV (float32), one window per row.
             fs: its sampling rate (Hz); resampled to 250 Hz if different.
+            device: each window's device, the windows of one device in time order
+                (default: one device a window, as in a fleet batch).
+            previous: each device's reference beat carried from its earlier windows
+                (:attr:`devices.tinyml.features.BeatBatch.carried` of the last batch;
+                default: none yet). See :func:`devices.tinyml.features.extract`.
 
         Returns:
             Per-window scores and flags, and per-beat outputs.
 
         Raises:
-            InputError: a batch that is not 2-D, below 100 Hz, or shorter than 2 s a window.
+            InputError: a batch that is not 2-D, below 100 Hz, or shorter than 2 s a window,
+                or devices that do not fit it.
         """
-        beats = extract(signal, fs)
+        beats = extract(signal, fs, device, previous)
         probs, beat_af = self._runner(beats.delta, beats.context)
         return fold(beats, probs, beat_af)
 

@@ -38,11 +38,18 @@ from scipy import ndimage
 from scipy import signal as sps
 
 from devices.tinyml.errors import InputError
+from devices.tinyml.rhythm import N_RHYTHM, RHYTHM_NAMES, rhythm, row_median
 from devices.tinyml.templates import (
     ATRIAL_NAMES,
     MORPH_NAMES,
+    REFERENCE_BEATS,
+    REFERENCE_NAMES,
+    against_reference,
     atrial,
+    carry,
+    conducted,
     morphology,
+    reference_beat,
     window_templates,
 )
 
@@ -52,15 +59,11 @@ SEG_BEFORE, SEG_AFTER = 64, 96
 """Segment extent around R in 250-Hz samples (-256 ms .. +384 ms)."""
 SEG_LEN = (SEG_BEFORE + SEG_AFTER) // 2
 """Segment samples after halving the rate (80 at 125 Hz)."""
-N_RHYTHM = 8
-"""Rhythm features per beat."""
-RHYTHM_NAMES = ("pre_rr_s", "post_rr_s", "local_rr_s", "pre_ratio", "post_ratio",
-                "nrmssd", "rr_cv", "pnn50")
 N_AF_INPUTS = N_RHYTHM + len(ATRIAL_NAMES)
 """The leading context features an AF decision may use: rhythm, then atrial activity."""
-N_CONTEXT = N_AF_INPUTS + len(MORPH_NAMES)
-"""Context features per beat: the rhythm features, the atrial features, then the morphology
-features."""
+N_CONTEXT = N_AF_INPUTS + len(MORPH_NAMES) + len(REFERENCE_NAMES)
+"""Context features per beat: the rhythm features, the atrial features, the morphology
+features, then the features against the patient's reference beat."""
 DELTA_LEN = SEG_LEN
 """Samples of the beat-minus-template input (the segment's, at 125 Hz)."""
 EDGE_S = 0.1
@@ -97,6 +100,9 @@ class BeatBatch:
         whole: ``(m,)`` whether the beat's QRS lies inside its window (R at least
             :data:`EDGE_S` from either end): a beat the window cuts is counted and timed but
             not classified.
+        carried: ``(n_rows, REFERENCE_BEATS, SEG_LEN)`` the device's last conducted window
+            templates as of the end of each window, oldest first (NaN: none yet), what the
+            device keeps for its next window (:func:`devices.tinyml.templates.carry`).
     """
 
     row: IntArray
@@ -107,6 +113,7 @@ class BeatBatch:
     delta: FloatArray
     context: FloatArray
     whole: npt.NDArray[np.bool_]
+    carried: FloatArray
 
     def __len__(self) -> int:
         return len(self.row)
@@ -194,7 +201,7 @@ def detect_beats(x: FloatArray) -> tuple[IntArray, IntArray, FloatArray]:
     floor = np.maximum(0.05 * _percentile_99(integ[:, ::4]), _MIN_ENERGY)
     cand_row, cand_at = _window_maxima(integ, floor, round(_REFRACTORY * FS / _DECIM))
     height = integ[cand_row, cand_at]
-    ref = _row_median(height, cand_row, len(x), default=np.inf)
+    ref = row_median(height, cand_row, len(x), default=np.inf)
     keep = height > REL * ref[cand_row]
     row, at = cand_row[keep], cand_at[keep]
     row, sample = _dedupe(row, _refine(band, row, at * _DECIM + _DECIM // 2))
@@ -292,108 +299,109 @@ def segments(clean: FloatArray, row: IntArray, sample: IntArray) -> FloatArray:
     ordered = np.sort(seg, axis=1)  # the median from a SIMD sort, 7x faster than np.median
     seg -= 0.5 * (ordered[:, SEG_LEN // 2 - 1] + ordered[:, SEG_LEN // 2])[:, None]
     amp = np.ptp(seg, axis=1)
-    scale = _row_median(amp, row, clean.shape[0], default=1.0)
+    scale = row_median(amp, row, clean.shape[0], default=1.0)
     out: FloatArray = (seg / np.maximum(scale[row], 0.05)[:, None]).astype(np.float32)
     return out
 
 
-def _row_median(values: npt.NDArray[np.floating], row: IntArray, n_rows: int,
-                default: float) -> npt.NDArray[np.float64]:
-    """The median of ``values`` per row (``default`` for rows without any)."""
-    if not len(values):
-        return np.full(n_rows, default)
-    counts = np.bincount(row, minlength=n_rows)
-    width = int(counts.max())
-    dense = np.full((n_rows, width), np.inf)  # missing entries sort last
-    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    dense[row, np.arange(len(row)) - start[row]] = values
-    dense.sort(axis=1)
-    every = np.arange(n_rows)
-    lo, hi = np.maximum(counts - 1, 0) // 2, counts // 2
-    med = 0.5 * (dense[every, lo] + dense[every, np.minimum(hi, width - 1)])
-    return np.where(counts > 0, med, default)
-
-
-def rhythm(row: IntArray, sample: IntArray, n_rows: int) -> FloatArray:
-    """The 8 rhythm features of every beat (see :data:`RHYTHM_NAMES`).
-
-    A window's first beat has no previous RR and its last no next one: the window's median
-    RR stands in for them.
-    """
-    m = len(row)
-    same = np.zeros(m, bool)
-    same[1:] = row[1:] == row[:-1]
-    rr = np.full(m, np.nan)
-    rr[1:] = np.diff(sample) / FS
-    rr[~same] = np.nan  # rr[i]: the interval ending at beat i
-    local = _row_median(rr[~np.isnan(rr)], row[~np.isnan(rr)], n_rows, default=1.0)[row]
-    pre = np.where(np.isnan(rr), local, rr)
-    post = np.append(rr[1:], np.nan)
-    post = np.where(np.isnan(post), local, post)
-    d = np.full(m, np.nan)
-    d[1:] = np.abs(np.diff(rr))  # successive differences within a row (NaN across rows)
-    ok_d = ~np.isnan(d)
-    rmssd = np.sqrt(_row_mean(np.square(d[ok_d]), row[ok_d], n_rows))
-    ok_r = ~np.isnan(rr)
-    mean = _row_mean(rr[ok_r], row[ok_r], n_rows)
-    sd = np.sqrt(np.maximum(_row_mean(np.square(rr[ok_r]), row[ok_r], n_rows) - mean**2, 0))
-    pnn = _row_mean((d[ok_d] > 0.05).astype(float), row[ok_d], n_rows)
-    safe = np.where(mean > 0, mean, 1.0)
-    feats = np.column_stack([pre, post, local, pre / local, post / local,
-                             (rmssd / safe)[row], (sd / safe)[row], pnn[row]])
-    out: FloatArray = np.clip(feats, 0.0, 4.0).astype(np.float32)
-    return out
-
-
-def _row_mean(values: npt.NDArray[np.floating], row: IntArray, n_rows: int
-              ) -> npt.NDArray[np.float64]:
-    """Mean of ``values`` per row (0 where a row has none)."""
-    total = np.bincount(row, weights=values, minlength=n_rows)
-    count = np.bincount(row, minlength=n_rows)
-    out: npt.NDArray[np.float64] = total / np.maximum(count, 1)
-    return out
-
-
-def extract(signal: npt.ArrayLike, fs: float) -> BeatBatch:
+def extract(signal: npt.ArrayLike, fs: float, device: npt.ArrayLike | None = None,
+            previous: npt.ArrayLike | None = None) -> BeatBatch:
     """Detect the beats of a batch of ECG windows and build the model's inputs.
 
     Args:
         signal: ``(n, samples)`` ECG in mV.
         fs: its rate (Hz); resampled to :data:`FS` if different.
+        device: ``(n,)`` each window's device (0 .. n_devices - 1), the windows of one device
+            in time order: a fleet batch is one window per device (the default), a record
+            replayed for evaluation is one device's windows (all zeros).
+        previous: ``(n_devices, REFERENCE_BEATS, SEG_LEN)`` each device's last conducted
+            templates before these windows, as the previous batch's
+            :attr:`BeatBatch.carried` left them (NaN, the default: none yet).
 
     Returns:
         The beats and their inputs.
 
     Raises:
-        InputError: for a batch the model cannot take (see :func:`to_model_rate`).
+        InputError: for a batch the model cannot take (see :func:`to_model_rate`), or device
+            indices or a ``previous`` that do not fit it.
     """
     x = to_model_rate(signal, fs)
+    dev, prev = _devices(len(x), device, previous)
     parts = [_extract_rows(x[i:i + _CHUNK]) for i in range(0, len(x), _CHUNK)]
-    offsets = np.arange(0, len(x), _CHUNK)
     if not parts:
         return BeatBatch(np.zeros(0, np.int64), np.zeros(0, np.int64),
                          np.zeros((0, SEG_LEN), np.float32),
                          np.zeros((0, N_RHYTHM), np.float32), 0,
                          np.zeros((0, DELTA_LEN), np.float32),
-                         np.zeros((0, N_CONTEXT), np.float32), np.zeros(0, bool))
-    return BeatBatch(np.concatenate([p.row + off for p, off in zip(parts, offsets, strict=True)]),
-                     np.concatenate([p.sample for p in parts]),
-                     np.concatenate([p.segment for p in parts]),
+                         np.zeros((0, N_CONTEXT), np.float32), np.zeros(0, bool),
+                         np.zeros((0, REFERENCE_BEATS, SEG_LEN), np.float32))
+    offsets = np.arange(0, len(x), _CHUNK)
+    row = np.concatenate([p.row + off for p, off in zip(parts, offsets, strict=True)])
+    seg = np.concatenate([p.segment for p in parts])
+    template = np.concatenate([p.template for p in parts])
+    is_conducted = np.concatenate([p.conducted for p in parts])
+    carried = carry(template, is_conducted, dev, prev)
+    # A window with conducted beats of its own is read against them (the patient's normal
+    # beat may have changed since); any other against the kept ones, where there are some.
+    kept = reference_beat(carried)
+    use_kept = ~is_conducted & np.isfinite(kept[:, 0])
+    reference = np.where(use_kept[:, None], kept, template)
+    context = np.concatenate(
+        [np.concatenate([p.context for p in parts]),
+         against_reference(seg, template[row], reference[row])], axis=1)
+    return BeatBatch(row, np.concatenate([p.sample for p in parts]), seg,
                      np.concatenate([p.rhythm for p in parts]), x.shape[0],
-                     np.concatenate([p.delta for p in parts]),
-                     np.concatenate([p.context for p in parts]),
-                     np.concatenate([p.whole for p in parts]))
+                     np.concatenate([p.delta for p in parts]), context,
+                     np.concatenate([p.whole for p in parts]), carried)
 
 
-def _extract_rows(x: FloatArray) -> BeatBatch:
-    """:func:`extract` of one chunk of rows already at :data:`FS`."""
+def _devices(n: int, device: npt.ArrayLike | None, previous: npt.ArrayLike | None
+             ) -> tuple[IntArray, FloatArray]:
+    """The checked ``device`` and ``previous`` of :func:`extract` (defaults filled in)."""
+    dev = np.arange(n) if device is None else np.asarray(device)
+    if dev.shape != (n,) or (n and (dev.dtype.kind not in "iu" or dev.min() < 0)):
+        raise InputError(f"device must be {n} non-negative integers (one per window), "
+                         f"got shape {dev.shape} of {dev.dtype}")
+    n_dev = int(dev.max()) + 1 if n else 0
+    if previous is None:
+        return dev.astype(np.int64), np.full((n_dev, REFERENCE_BEATS, SEG_LEN), np.nan,
+                                             np.float32)
+    prev = np.asarray(previous, np.float32)
+    if prev.shape[1:] != (REFERENCE_BEATS, SEG_LEN) or len(prev) < n_dev:
+        raise InputError(f"previous must be (devices >= {n_dev}, {REFERENCE_BEATS}, {SEG_LEN})"
+                         f" templates, got shape {prev.shape}")
+    return dev.astype(np.int64), prev
+
+
+@dataclass(frozen=True, eq=False)
+class _Rows:
+    """:func:`extract`'s work on one chunk of rows: everything but the inputs that compare
+    beats with the device's reference, plus each row's template and whether it is conducted."""
+
+    row: IntArray
+    sample: IntArray
+    segment: FloatArray
+    rhythm: FloatArray
+    delta: FloatArray
+    context: FloatArray
+    whole: npt.NDArray[np.bool_]
+    template: FloatArray
+    conducted: npt.NDArray[np.bool_]
+
+
+def _extract_rows(x: FloatArray) -> _Rows:
+    """The per-window part of :func:`extract` for one chunk of rows already at :data:`FS`."""
     row, sample, clean = detect_beats(x)
     seg = segments(clean, row, sample)
-    rhy = rhythm(row, sample, x.shape[0])
+    rhy = rhythm(row, sample, x.shape[0], FS)
     rows = window_templates(seg, rhy[:, RHYTHM_NAMES.index("pre_ratio")], row, x.shape[0])
     tpl = rows[row]
     resid = seg - tpl
     context = np.concatenate([rhy, atrial(rows)[row], morphology(seg, tpl, resid)], axis=1)
     edge = round(EDGE_S * FS)
     whole = (sample >= edge) & (sample < x.shape[1] - edge)
-    return BeatBatch(row, sample, seg, rhy, x.shape[0], resid, context, whole)
+    local_rr, rr_cv = np.zeros(x.shape[0]), np.zeros(x.shape[0])
+    local_rr[row] = rhy[:, RHYTHM_NAMES.index("local_rr_s")]
+    rr_cv[row] = rhy[:, RHYTHM_NAMES.index("rr_cv")]
+    return _Rows(row, sample, seg, rhy, resid, context, whole, rows,
+                 conducted(rows, local_rr, rr_cv))

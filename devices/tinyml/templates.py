@@ -8,6 +8,10 @@ window's atrial activity (:func:`atrial`). Measured by leave-three-patients-out
 cross-validation on the training patients: absolute shapes gave ventricular +P 26 %,
 template-relative inputs 73-78 %.
 
+A window's template fails when most of its beats are ventricular, so each patch also keeps
+its last conducted templates from window to window and reads beats against their median, its
+*reference beat* (:func:`carry`, :func:`reference_beat`, :func:`against_reference`; ADR 0017).
+
 Arrays are batches of beats (rows of ``SEG_LEN`` samples at 125 Hz, R at sample 32) as
 :func:`devices.tinyml.features.segments` cuts them; nothing here loops over beats or windows.
 """
@@ -25,6 +29,22 @@ MORPH_NAMES = ("corr", "residual_rms", "qrs_corr", "qrs_energy_ratio", "qrs_widt
 """Beat-against-template features (see :func:`morphology`)."""
 ATRIAL_NAMES = ("template_p",)
 """Window features of atrial activity (see :func:`atrial`)."""
+REFERENCE_NAMES = ("ref_corr", "ref_qrs_corr", "ref_qrs_width_ratio", "template_ref_qrs_corr")
+"""Beat and window template against the patient's reference beat (see
+:func:`against_reference`)."""
+REFERENCE_BEATS = 5
+"""The reference beat is the sample-wise median of the device's last this many conducted
+window templates: one odd window (a run of late-coupled PVCs whose template happens to show a
+bump before its QRS) cannot replace it on its own."""
+CONDUCTED_P = 0.1
+"""A window's template is *conducted* (a sinus or atrial beat led by a P wave) when its P-span
+range is at least this share of its QRS range (:func:`atrial`)..."""
+CONDUCTED_RR_S = 0.5
+"""...its median RR is at least this (s, 120 bpm): a fast rhythm is not trusted as the
+patient's normal beat, whatever lies before its QRS..."""
+CONDUCTED_RR_CV = 0.15
+"""...and its RR intervals vary by less than this (coefficient of variation): frequent
+ectopic beats make a window irregular, and its template less certainly the normal beat."""
 _TEMPLATE_BEATS = 9  # beats a window's template is the median of, at most
 _ON_TIME = 0.9  # previous RR / window median RR at or above which a beat is not premature
 _QRS = slice(20, 45)  # segment samples of the QRS (-96 .. +104 ms around R at 125 Hz)
@@ -152,4 +172,106 @@ def atrial(template: FloatArray) -> FloatArray:
     qrs = np.ptp(template[:, _QRS], axis=1)
     out: FloatArray = np.clip(np.ptp(template[:, _P], axis=1) / np.maximum(qrs, 1e-3),
                               0.0, 2.0).astype(np.float32)[:, None]
+    return out
+
+
+def conducted(template: FloatArray, local_rr: npt.NDArray[np.floating],
+              rr_cv: npt.NDArray[np.floating]) -> npt.NDArray[np.bool_]:
+    """Which windows' templates are conducted beats, fit to shape the patient's reference: a
+    P wave before the QRS, under 120 bpm, a regular rhythm (:data:`CONDUCTED_P`,
+    :data:`CONDUCTED_RR_S`, :data:`CONDUCTED_RR_CV`). A window without beats (a flat
+    template) never is.
+
+    Args:
+        template: ``(n_rows, SEG_LEN)`` window templates.
+        local_rr: ``(n_rows,)`` each window's median RR (s).
+        rr_cv: ``(n_rows,)`` each window's RR coefficient of variation.
+    """
+    out: npt.NDArray[np.bool_] = ((atrial(template)[:, 0] >= CONDUCTED_P)
+                                  & (np.asarray(local_rr) >= CONDUCTED_RR_S)
+                                  & (np.asarray(rr_cv) < CONDUCTED_RR_CV))
+    return out
+
+
+def carry(template: FloatArray, is_conducted: npt.NDArray[np.bool_], device: IntArray,
+          previous: FloatArray) -> FloatArray:
+    """Each device's last :data:`REFERENCE_BEATS` conducted templates as of the end of each
+    window: what a patch keeps between windows (ADR 0017).
+
+    A window's template is the median of that window's beats, so in a run of ventricular
+    beats (bigeminy, an idioventricular rhythm, VT) it is itself ventricular and the beats
+    look normal against it. The conducted templates of earlier windows are the patient's own
+    normal beat from before the run; they change only as windows show conducted beats again.
+
+    Args:
+        template: ``(n_rows, SEG_LEN)`` window templates.
+        is_conducted: ``(n_rows,)`` :func:`conducted`.
+        device: ``(n_rows,)`` each window's device, an index into ``previous``; the windows
+            of one device in time order.
+        previous: ``(n_devices, K, SEG_LEN)`` each device's last K conducted templates
+            before these windows, oldest first (rows of NaN: not seen yet).
+
+    Returns:
+        ``(n_rows, K, SEG_LEN)`` float32 in the layout of ``previous``.
+    """
+    n, k = len(device), previous.shape[1]
+    order = np.argsort(device, kind="stable")
+    dev, cond = device[order], is_conducted[order]
+    pos = np.arange(n)
+    first = np.ones(n, bool)
+    first[1:] = dev[1:] != dev[:-1]
+    start = np.maximum.accumulate(np.where(first, pos, 0))
+    seen: IntArray = np.cumsum(cond, dtype=np.int64)  # conducted windows so far, all devices
+    own: IntArray = seen - (seen - cond)[start]  # ...of this device here, this one included
+    out = np.empty((n, k, template.shape[1]), np.float32)
+    if not cond.any():
+        out[order] = previous[dev]
+        return out
+    conducted_rows = template[order][cond]
+    for back in range(k):  # back = 0: the newest
+        from_batch = conducted_rows[np.clip(seen - 1 - back, 0, len(conducted_rows) - 1)]
+        from_before = previous[dev, np.clip(k - 1 - (back - own), 0, k - 1)]
+        mine: npt.NDArray[np.bool_] = own > back
+        out[order, k - 1 - back] = np.where(mine[:, None], from_batch, from_before)
+    return out
+
+
+def reference_beat(history: FloatArray) -> FloatArray:
+    """The sample-wise median of the conducted templates in each row of a :func:`carry`
+    history (NaN slots left out); a row of NaN where there are none."""
+    k = history.shape[1]
+    count = np.isfinite(history[:, :, 0]).sum(axis=1)
+    ordered = np.sort(history, axis=1)  # NaN sort last
+    rows = np.arange(len(history))
+    lo, hi = np.maximum(count - 1, 0) // 2, np.minimum(count // 2, k - 1)
+    out: FloatArray = 0.5 * (ordered[rows, lo] + ordered[rows, hi])
+    out[count == 0] = np.nan
+    return out
+
+
+def against_reference(segment: FloatArray, template: FloatArray, reference: FloatArray
+                      ) -> FloatArray:
+    """How each beat, and its window's template, differ from the patient's reference beat
+    (:data:`REFERENCE_NAMES`).
+
+    Args:
+        segment: ``(m, SEG_LEN)`` beats.
+        template: ``(m, SEG_LEN)`` each beat's window template.
+        reference: ``(m, SEG_LEN)`` each beat's reference: its device's
+            :func:`reference_beat` where its window is not :func:`conducted`, else (or where
+            there is none yet) its window template.
+
+    Returns:
+        ``(m, 4)`` float32: correlation with the reference over the segment and over the QRS,
+        QRS width ratio to it (0..4), and the QRS correlation of the window template with it
+        (low when the whole window has changed, as in a ventricular run).
+    """
+    bq, rq = segment[:, _QRS], reference[:, _QRS]
+    _, w_b, _ = _qrs_shape(bq)
+    _, w_r, _ = _qrs_shape(rq)
+    out = np.empty((len(segment), len(REFERENCE_NAMES)), np.float32)
+    out[:, 0] = _corr(segment, reference)
+    out[:, 1] = _corr(bq, rq)
+    out[:, 2] = np.clip(w_b / np.maximum(w_r, 1.0), 0.0, 4.0)
+    out[:, 3] = _corr(template[:, _QRS], rq)
     return out

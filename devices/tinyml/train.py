@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from devices.tinyml import evaluate as ev
+from devices.tinyml.dataset import WINDOW_S
 from devices.tinyml.ecg import ECG_MODEL, EcgModel, EcgResult
 from devices.tinyml.energy import count_macs, window_cost
 from devices.tinyml.features import DELTA_LEN, N_CONTEXT
@@ -60,8 +61,8 @@ def train_ecg(args: argparse.Namespace) -> dict[str, Any]:
     int8, flt = EcgModel.load(str(path)), EcgModel(te.keras_runner(model), 0)
     reports, agree, scores, truth = [], [], [], []
     for lw in val_parts:
-        q: EcgResult = int8.score(lw.batch.signal, lw.batch.fs)
-        f: EcgResult = flt.score(lw.batch.signal, lw.batch.fs)
+        q: EcgResult = int8.score(lw.batch.signal, lw.batch.fs, lw.device)
+        f: EcgResult = flt.score(lw.batch.signal, lw.batch.fs, lw.device)
         reports.append(ev.record_report(lw, q))
         agree.append((q.flag == f.flag).astype(float))
         scores.append(ev.window_scores(q))
@@ -72,6 +73,7 @@ def train_ecg(args: argparse.Namespace) -> dict[str, Any]:
     summary = {"model": ECG_MODEL, "bytes": tiny.size_bytes, **macs,
                "train_patients": train_names, "validation_patients": val_names,
                "seed": args.seed, "epochs": args.epochs,
+               "synthetic_s": te.SYNTHETIC_WINDOWS * WINDOW_S,
                "training_beats": {c: int(n) for c, n in zip("NSVF", np.bincount(data["label"]),
                                                              strict=False)},
                "validation": {"total": total, "records": [
@@ -123,7 +125,7 @@ def ecg_card(s: dict[str, Any]) -> str:
         auroc=t["window_auroc"], agree=_fmt(s["int8_float_flag_agreement"]),
         ms=1e3 * cost["latency_s"], mj=cost["energy_mj"], nv=t["V"]["reference"],
         ns=t["S"]["reference"], cv=_cv_section(s.get("cross_validation")),
-        n_delta=DELTA_LEN, n_context=N_CONTEXT)
+        n_delta=DELTA_LEN, n_context=N_CONTEXT, syn_s=s["synthetic_s"])
 
 
 CARD = """# Model card: `ecg_beat_af.tflite`
@@ -141,9 +143,14 @@ layers) over how each beat differs from the patient's own beats.
   R at 125 Hz, 0.5-40 Hz band-passed and scaled by the window's median beat amplitude, minus
   the window's *template* (the sample-wise median of its first 9 beats that are not premature);
   `context` ({n_context}): previous/next RR (s), window median RR (s), their ratios, the
-  window's normalised RMSSD, RR coefficient of variation and pNN50, then the beat against the
-  template: correlation, residual RMS, and over the QRS correlation, energy, width and slope
-  ratios.
+  window's normalised RMSSD, RR coefficient of variation and pNN50; the template's P wave
+  (its range before the QRS as a share of the QRS range); the beat against the template:
+  correlation, residual RMS, and over the QRS correlation, energy, width and slope ratios;
+  then the beat and the template against the patient's *reference beat* (ADR 0017): in a
+  window whose template is conducted (a P wave, under 120 bpm, RR coefficient of variation
+  under 0.15) that template, in any other the median of the last 5 conducted templates the
+  patch carries from window to window: correlation, QRS correlation, QRS width ratio, and
+  the template's QRS correlation with it.
 * **Outputs**: `beat_class` softmax over N S V F; `af` sigmoid. Flags: V or S if its
   probability >= 0.5; a window is AF if it has >= 4 beats whose mean `af` is >= 0.5.
   Thresholds fixed at 0.5 before validation, never tuned on it.
@@ -152,8 +159,8 @@ layers) over how each beat differs from the patient's own beats.
   **{agree}** of window flags on the validation windows.
 * **Training data**: MIT-BIH Arrhythmia Database (Moody & Mark 2001, PhysioNet, ODC-By 1.0),
   DS1 half of the de Chazal inter-patient split, patients {train}; plus the twin's synthetic
-  ECG (sinus, AF, bigeminy, PVCs, VT, tachycardia, bradycardia; 24 synthetic patients x 2
-  min each). Detected training beats by class: {beats}. Seed {seed}, {epochs} epochs,
+  ECG (sinus, AF, bigeminy, PVCs, VT, tachycardia, bradycardia; 24 synthetic patients x
+  {syn_s:.0f} s each). Detected training beats by class: {beats}. Seed {seed}, {epochs} epochs,
   class weights sqrt(inverse frequency), residual amplitude/noise and RR augmentation.
 * **Validation patients** (never seen in training, patient-level split drawn by seed before
   training): {val}.
@@ -183,10 +190,12 @@ Window AUROC for "any abnormal beat": {auroc}.
 
 For scale: de Chazal et al. (IEEE TBME 2004) reached V 77.7 % / 81.9 % on DS2 from DS1.
 These validation patients are a handful of DS1 records, so the numbers are noisy; DS2 was
-never used. Limitations: one lead (MLII, chosen by name: record 114 stores it second), 10-s
-windows without carry-over (beats at window edges have padded context; a window whose beats
-are mostly ventricular has a ventricular template, which is where most missed V beats are),
-AF learnt from two real patients and synthetic AF.
+never used. Limitations: one lead (MLII, chosen by name: record 114 stores it second); 10-s
+windows whose only carry-over is the reference beat (beats at window edges have padded
+context); patients who show no conducted window (203, in AF and flutter throughout, has none)
+get no reference, and a window whose beats are mostly ventricular then has only its own,
+ventricular template, which is where most missed V beats are; AF learnt from two real
+patients and synthetic AF.
 """
 
 CV_SECTION = """Leave-patients-out, {folds} folds over the training patients only (each fold's

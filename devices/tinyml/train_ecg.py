@@ -14,7 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from devices.tinyml.dataset import CLASSES, LabelledWindows, record_windows, synthetic_windows
-from devices.tinyml.features import DELTA_LEN, N_AF_INPUTS, N_CONTEXT, N_RHYTHM
+from devices.tinyml.features import DELTA_LEN, N_AF_INPUTS, N_CONTEXT
+from devices.tinyml.rhythm import N_RHYTHM
 
 AF_RECORDS = ("201", "203")
 SYNTHETIC_WINDOWS = 3

@@ -93,7 +93,7 @@ def evaluate_records(model: EcgModel, paths: list[Path], lead: str = "MLII"
     for path in paths:
         lw = record_windows(path, lead=lead)
         started = time.perf_counter()
-        result = model.score(lw.batch.signal, lw.batch.fs)
+        result = model.score(lw.batch.signal, lw.batch.fs, lw.device)
         spent += time.perf_counter() - started
         windows, beats = windows + lw.beats.n_rows, beats + len(result.beats)
         rep = ev.record_report(lw, result)

@@ -71,7 +71,7 @@ from twin.scenario.schema import Scenario
 from twin.sim.driver import RunResult
 from twin.sim.fleet import build_fleet
 from twin.sim.network import LatencySampler
-from twin.sim.windows import load_models, record_episodes, window_events
+from twin.sim.windows import device_memory, load_models, record_episodes, window_events
 
 CLOUD = -1
 """The cloud's tag among the peers (devices are tagged with their fleet index)."""
@@ -156,6 +156,7 @@ class LiveRun:
                                 seeds.rng("network", "access"))
         self.fleet = build_fleet(scenario, seeds, access)  # signal sources and phase groups
         self._models = load_models()
+        self._memory = device_memory(self.fleet)
         self.peers: dict[int, Peer] = {}
         self._seeds = seeds
         self._outage_rng = seeds.rng("network", "outages")  # the sim's stream for outages
@@ -348,13 +349,14 @@ class LiveRun:
         while k * sub <= sc.duration:
             at = k * sub
             await asyncio.sleep(max(0.0, at - self._now()) / self.time_scale)
-            for group in groups[k % len(groups)]:
+            phase = k % len(groups)
+            for group, memory in zip(groups[phase], self._memory[phase], strict=True):
                 batch = group.source.window(at, group.local)
                 if len(batch.episodes):
                     self.counters["clinical.episodes"] += record_episodes(
                         self.store, group, batch, self._name_of,
                         strips=bool(self.scenario.outputs.strip_seconds))
-                events = window_events(group.kind, batch, self._models)
+                events = window_events(group.kind, batch, self._models, memory)
                 for ep, ready in zip(group.endpoints, events, strict=True):
                     self._feed(self.peers[ep.index], ready, at)
             if self.progress is not None:

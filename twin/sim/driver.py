@@ -52,7 +52,7 @@ from twin.sim.fleet import Fleet, build_fleet, platform_signing_key
 from twin.sim.network import InFlight, LatencySampler, Link
 from twin.sim.platform import SimPlatform, fleet_kinds
 from twin.sim.platform_events import PlatformEvents
-from twin.sim.windows import load_models, record_episodes, window_events
+from twin.sim.windows import device_memory, load_models, record_episodes, window_events
 
 DRAIN_S = 30.0
 """Simulated seconds after the last window in which messages on the wire may still land."""
@@ -113,6 +113,7 @@ class SimRun:
         self.monitor = SecurityMonitor(auto_quarantine=scenario.defence_on("auto_quarantine"))
         self.campaigns: list[Campaign] = []
         self._models = load_models()
+        self._memory = device_memory(self.fleet)
         self._dispatch: dict[type, Callable[[Endpoint, Any, float], None]] = {
             Publish: self._publish, Count: self._count, StartTimer: self._start_timer,
             CancelTimer: self._cancel_timer, Connect: self._connect,
@@ -162,13 +163,14 @@ class SimRun:
         while k * sub <= sc.duration:
             yield self.env.timeout(k * sub - self.env.now)
             now = self.env.now
-            for group in groups[k % len(groups)]:
+            phase = k % len(groups)
+            for group, memory in zip(groups[phase], self._memory[phase], strict=True):
                 batch = group.source.window(now, group.local)
                 if len(batch.episodes):
                     self.counters["clinical.episodes"] += record_episodes(
                         self.store, group, batch, self._name_of,
                         strips=bool(sc.outputs.strip_seconds))
-                events = window_events(group.kind, batch, self._models)
+                events = window_events(group.kind, batch, self._models, memory)
                 for ep, ready in zip(group.endpoints, events, strict=True):
                     self._feed(ep, ready, now)
             if self.progress is not None:

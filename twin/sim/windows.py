@@ -18,11 +18,15 @@ import numpy.typing as npt
 from cloud.store import EpisodeRow, RunStore, StripRow
 from devices.tinyml.ecg import ECG_MODEL, EcgModel
 from devices.tinyml.energy import count_macs, window_cost
+from devices.tinyml.features import SEG_LEN
 from devices.tinyml.runtime import TinyModel, model_path
+from devices.tinyml.templates import REFERENCE_BEATS
 from devices.tinyml.vitals import VitalsModel
 from twin.core.events import WindowReady
 from twin.core.messages import KIND_METRICS, STRIP_LSB_MV, Kind
-from twin.sim.fleet import Group
+from twin.sim.fleet import Fleet, Group
+
+FloatArray = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,8 +62,19 @@ def strip_counts(signal: npt.NDArray[np.float32]) -> bytes:
     return bytes(counts.astype("<i2").tobytes())
 
 
-def window_events(kind: Kind, batch: Any, models: dict[Kind, OnDeviceModel]
-                  ) -> list[WindowReady]:
+def device_memory(fleet: Fleet) -> tuple[tuple[FloatArray | None, ...], ...]:
+    """What each ECG patch keeps in RAM from one window to the next, laid out like
+    ``fleet.groups``: per phase group and group, an ECG group's
+    ``(devices, REFERENCE_BEATS, SEG_LEN)`` last conducted templates (ADR 0017), NaN until a
+    patch has seen them; ``None`` for other kinds. :func:`window_events` reads and updates
+    it."""
+    return tuple(tuple(np.full((len(g.local), REFERENCE_BEATS, SEG_LEN), np.nan, np.float32)
+                       if g.kind is Kind.ECG_PATCH else None for g in phase)
+                 for phase in fleet.groups)
+
+
+def window_events(kind: Kind, batch: Any, models: dict[Kind, OnDeviceModel],
+                  memory: FloatArray | None = None) -> list[WindowReady]:
     """Each device's ``WindowReady`` for one group's batch, in the batch's row order.
 
     One batched inference gives every row its anomaly score, flag labels and the energy its
@@ -70,6 +85,9 @@ def window_events(kind: Kind, batch: Any, models: dict[Kind, OnDeviceModel]
         kind: the group's device kind.
         batch: the source's ``SignalBatch`` for this window.
         models: the on-device models by kind (kinds without one send values only).
+        memory: the group's entry of :func:`device_memory` (ECG): the patches' reference
+            beats before this window, updated in place to what they carry to the next one.
+            Without it every window starts afresh, as after a reboot.
 
     Returns:
         One event per row of ``batch.values``.
@@ -81,7 +99,9 @@ def window_events(kind: Kind, batch: Any, models: dict[Kind, OnDeviceModel]
         return [WindowReady(dict(zip(names, row, strict=True))) for row in rows]
     model = on_device.model
     if isinstance(model, EcgModel):
-        ecg = model.score(batch.signal, batch.fs)
+        ecg = model.score(batch.signal, batch.fs, previous=memory)
+        if memory is not None:
+            memory[:] = ecg.beats.carried
         # The cost is linear in the beats (one inference each) plus the filters per sample.
         per_beat = window_cost(on_device.macs, on_device.ops, 1, 0).energy_mj
         filters = window_cost(on_device.macs, on_device.ops, 0, batch.signal.shape[1]).energy_mj

@@ -1,21 +1,32 @@
 """The batch feature pipeline: FFT filters against scipy's forward-backward filter, window
-templates against numpy's median, the T-wave rule, and the template-relative features."""
+templates against numpy's median, the T-wave rule, the template-relative features, and the
+reference beat a device carries from window to window."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy import signal as sps
 
 from devices.physiology import CohortParams, EcgSource
+from devices.tinyml.errors import InputError
 from devices.tinyml.features import (
     FS,
-    RHYTHM_NAMES,
     _t_waves,
     band_pass,
     extract,
     to_model_rate,
 )
-from devices.tinyml.templates import MORPH_NAMES, morphology, window_templates
+from devices.tinyml.rhythm import RHYTHM_NAMES
+from devices.tinyml.templates import (
+    MORPH_NAMES,
+    REFERENCE_BEATS,
+    carry,
+    conducted,
+    morphology,
+    reference_beat,
+    window_templates,
+)
 from twin.core.seeds import SeedTree
 
 
@@ -95,3 +106,85 @@ def test_a_shallow_bump_soon_after_a_beat_is_its_t_wave() -> None:
     sample = np.array([500, 570, 1000, 1060])
     # 280 ms after a beat, with a fifth of its slope: T wave; 240 ms after one, as steep: kept
     assert _t_waves(band, row, sample).tolist() == [False, True, False, False]
+
+
+def _carry_by_scan(template: np.ndarray, is_conducted: np.ndarray, device: np.ndarray,
+                   previous: np.ndarray) -> np.ndarray:
+    """The per-device loop :func:`carry` vectorises: a queue of the last K conducted."""
+    state = {d: list(previous[d]) for d in range(len(previous))}
+    out = np.empty((len(template), *previous.shape[1:]), np.float32)
+    for r, d in enumerate(device):
+        if is_conducted[r]:
+            state[d] = [*state[d][1:], template[r]]
+        out[r] = np.stack(state[d])
+    return out
+
+
+def test_carry_keeps_each_devices_last_conducted_templates() -> None:
+    rng = np.random.default_rng(4)
+    n, n_dev = 400, 7
+    template = rng.normal(size=(n, 80)).astype(np.float32)
+    is_conducted = rng.random(n) < 0.3
+    device = rng.integers(0, n_dev, n)
+    previous = rng.normal(size=(n_dev, REFERENCE_BEATS, 80)).astype(np.float32)
+    previous[2] = np.nan  # a device that has seen none yet
+    previous[3, :2] = np.nan  # one that has seen three
+    got = carry(template, is_conducted, device, previous)
+    assert np.array_equal(got, _carry_by_scan(template, is_conducted, device, previous),
+                          equal_nan=True)
+    assert np.isnan(got).any() and np.isfinite(got[device == 2]).any()
+    none = np.zeros(n, bool)
+    assert np.array_equal(carry(template, none, device, previous), previous[device],
+                          equal_nan=True)
+
+
+def test_the_reference_beat_is_the_median_of_the_templates_kept() -> None:
+    rng = np.random.default_rng(6)
+    history = rng.normal(size=(5, REFERENCE_BEATS, 80)).astype(np.float32)
+    for r, empty in enumerate(range(REFERENCE_BEATS)):
+        history[r, :empty] = np.nan
+    history[4] = np.nan
+    got = reference_beat(history)
+    for r in range(4):
+        assert np.allclose(got[r], np.median(history[r, r:], axis=0)), r
+    assert np.isnan(got[4]).all()
+
+
+def test_conducted_needs_a_p_wave_a_rate_under_120_and_a_regular_rhythm() -> None:
+    beat = np.zeros(80, np.float32)
+    beat[30:35] = [0.2, 1.0, -0.5, 0.1, 0.0]  # a QRS of range 1.5 at R = 32
+    with_p = beat.copy()
+    with_p[10:16] = 0.2  # a P wave 0.2 high: 13 % of the QRS range
+    tpl = np.stack([beat, with_p, with_p, with_p, np.zeros(80, np.float32)])
+    rr, cv = np.array([0.8, 0.8, 0.45, 0.8, 0.8]), np.array([0.05, 0.05, 0.05, 0.2, 0.05])
+    assert conducted(tpl, rr, cv).tolist() == [False, True, False, False, False]
+
+
+def test_windows_streamed_one_by_one_equal_the_record_scored_in_one_batch() -> None:
+    """What a patch computes window by window, carrying its reference, is what the evaluation
+    computes over a whole record in one batch (device = 0 for every row)."""
+    src = EcgSource(1, CohortParams(), SeedTree(5), rhythm="pvc")
+    x = np.concatenate([src.window(10.0 * (k + 1), np.arange(1)).signal for k in range(6)])
+    whole = extract(x, FS, device=np.zeros(6, np.int64))
+    state: np.ndarray | None = None
+    for k in range(6):
+        one = extract(x[k:k + 1], FS, previous=state)
+        at = whole.row == k
+        assert np.allclose(one.context, whole.context[at]), k
+        assert np.array_equal(one.carried, whole.carried[k:k + 1], equal_nan=True)
+        state = one.carried
+    assert state is not None and np.isfinite(state[0, -1]).all()  # conducted templates kept
+
+
+@pytest.mark.parametrize(("device", "previous"), [
+    (np.array([0, 1]), None),  # one short
+    (np.array([0, -1, 0]), None),
+    (np.array([0.0, 1.0, 2.0]), None),
+    (None, np.zeros((2, REFERENCE_BEATS, 80))),  # three devices by default
+    (np.zeros(3, np.int64), np.zeros((1, REFERENCE_BEATS, 79))),
+    (np.zeros(3, np.int64), np.zeros((1, 80))),
+])
+def test_devices_that_do_not_fit_the_batch_raise_input_error(
+        device: np.ndarray | None, previous: np.ndarray | None) -> None:
+    with pytest.raises(InputError, match=r"device|previous"):
+        extract(_pvc_windows(3), FS, device, previous)

@@ -1,4 +1,5 @@
-"""Window events of one phase group: scores, flags, strips and the MCU energy per window."""
+"""Window events of one phase group: scores, flags, strips, the MCU energy per window and
+what the patches carry from one window to the next."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import numpy as np
 import pytest
 
 from devices.physiology import CohortParams, EcgSource, SweatSource
+from devices.tinyml.features import SEG_LEN, extract
+from devices.tinyml.templates import REFERENCE_BEATS
 from twin.core.messages import STRIP_LSB_MV, Kind
 from twin.core.seeds import SeedTree
 from twin.sim.windows import load_models, window_events
@@ -55,3 +58,23 @@ def test_only_flagged_ecg_windows_carry_a_strip_of_their_samples(models) -> None
     assert loud[row].strip_fs == bigem.fs
     assert np.abs(back - bigem.signal[row]).max() <= STRIP_LSB_MV / 2 + 1e-6
     assert "pvc" in loud[row].flags
+
+
+def test_ecg_patches_carry_their_reference_beat_from_window_to_window(models) -> None:
+    src = EcgSource(6, CohortParams(), SeedTree(2), rhythm="sinus")
+    idx = np.arange(6)
+    memory = np.full((6, REFERENCE_BEATS, SEG_LEN), np.nan, np.float32)
+    first = src.window(10.0, idx)
+    window_events(Kind.ECG_PATCH, first, models, memory)
+    assert np.array_equal(memory, extract(first.signal, first.fs).carried, equal_nan=True)
+    assert np.isfinite(memory[:, -1, 0]).sum() >= 3  # sinus beats show a P wave
+    second, before = src.window(20.0, idx), memory.copy()
+    events = window_events(Kind.ECG_PATCH, second, models, memory)
+    model = models[Kind.ECG_PATCH].model
+    want = model.score(second.signal, second.fs, previous=before).score
+    assert [e.score for e in events] == pytest.approx(want.tolist())
+    kept_one_more = [np.array_equal(memory[r, :-1], before[r, 1:], equal_nan=True)
+                     and np.isfinite(memory[r, -1]).all() for r in idx]
+    unchanged = [np.array_equal(memory[r], before[r], equal_nan=True) for r in idx]
+    assert all(a or b for a, b in zip(kept_one_more, unchanged, strict=True))
+    assert sum(kept_one_more) >= 3
