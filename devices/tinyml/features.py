@@ -336,8 +336,7 @@ def extract(signal: npt.ArrayLike, fs: float, device: npt.ArrayLike | None = Non
                          np.zeros((0, N_CONTEXT), np.float32), np.zeros(0, bool),
                          np.zeros((0, REFERENCE_BEATS, SEG_LEN), np.float32))
     offsets = np.arange(0, len(x), _CHUNK)
-    row = np.concatenate([p.row + off for p, off in zip(parts, offsets, strict=True)])
-    seg = np.concatenate([p.segment for p in parts])
+    rows = [p.row + off for p, off in zip(parts, offsets, strict=True)]
     template = np.concatenate([p.template for p in parts])
     is_conducted = np.concatenate([p.conducted for p in parts])
     carried = carry(template, is_conducted, dev, prev)
@@ -346,10 +345,11 @@ def extract(signal: npt.ArrayLike, fs: float, device: npt.ArrayLike | None = Non
     kept = reference_beat(carried)
     use_kept = ~is_conducted & np.isfinite(kept[:, 0])
     reference = np.where(use_kept[:, None], kept, template)
-    context = np.concatenate(
-        [np.concatenate([p.context for p in parts]),
-         against_reference(seg, template[row], reference[row])], axis=1)
-    return BeatBatch(row, np.concatenate([p.sample for p in parts]), seg,
+    context = np.concatenate(  # chunk by chunk: no (beats, SEG_LEN) copies of the batch
+        [np.concatenate([p.context, against_reference(p.segment, template[r], reference[r])],
+                        axis=1) for p, r in zip(parts, rows, strict=True)])
+    return BeatBatch(np.concatenate(rows), np.concatenate([p.sample for p in parts]),
+                     np.concatenate([p.segment for p in parts]),
                      np.concatenate([p.rhythm for p in parts]), x.shape[0],
                      np.concatenate([p.delta for p in parts]), context,
                      np.concatenate([p.whole for p in parts]), carried)
