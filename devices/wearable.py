@@ -103,8 +103,8 @@ class WearableCore:
 
     __slots__ = ("_attempt", "_events_topic", "_rng", "_strips_topic", "_telemetry_topic",
                  "_update_report",
-                 "battery", "buffer", "config", "device", "kind", "next_seq", "state", "tenant",
-                 "updater")
+                 "battery", "boots", "buffer", "config", "device", "kind", "next_seq", "state",
+                 "tenant", "updater")
 
     def __init__(
         self,
@@ -124,6 +124,10 @@ class WearableCore:
         self.battery = battery
         self.config = config
         self.state = State.MANUFACTURED
+        self.boots = 0
+        """Times the firmware has started (power-on, each update's reboot): what the device
+        keeps only in RAM, such as the ECG model's reference beat (ADR 0017), is lost each
+        time. Leaving quarantine is not a reboot (the buffer is kept through it too)."""
         self.next_seq = 0
         self.buffer: deque[bytes] = deque()
         self._rng = rng
@@ -152,6 +156,7 @@ class WearableCore:
         return self._fire(Ev.PROVISION, now)
 
     def _on_power_on(self, _e: object, now: float) -> list[Effect]:
+        self.boots += 1
         return [*self._fire(Ev.BOOT, now), Connect()]
 
     def _on_link_up(self, _e: object, now: float) -> list[Effect]:
@@ -304,6 +309,7 @@ class WearableCore:
             running = self.updater.revert()
             outcome = "reverted"
         self._update_report = {"outcome": outcome, "sequence": running.sequence}
+        self.boots += 1
         return [*self._fire(Ev.UPDATE_END, now), Connect()]
 
 

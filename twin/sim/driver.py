@@ -170,6 +170,10 @@ class SimRun:
                     self.counters["clinical.episodes"] += record_episodes(
                         self.store, group, batch, self._name_of,
                         strips=bool(sc.outputs.strip_seconds))
+                if memory is not None:  # what a patch keeps in RAM is gone after a reboot
+                    boots = [ep.core.boots for ep in group.endpoints]
+                    if lost := memory.forget_rebooted(boots):
+                        self.counters["ecg.references_lost_in_reboots"] += lost
                 events = window_events(group.kind, batch, self._models, memory)
                 for ep, ready in zip(group.endpoints, events, strict=True):
                     self._feed(ep, ready, now)

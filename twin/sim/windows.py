@@ -8,7 +8,7 @@ score, flags and strips; the parity test (``tests/twin/live``) holds the two dri
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,19 +62,49 @@ def strip_counts(signal: npt.NDArray[np.float32]) -> bytes:
     return bytes(counts.astype("<i2").tobytes())
 
 
-def device_memory(fleet: Fleet) -> tuple[tuple[FloatArray | None, ...], ...]:
-    """What each ECG patch keeps in RAM from one window to the next, laid out like
-    ``fleet.groups``: per phase group and group, an ECG group's
-    ``(devices, REFERENCE_BEATS, SEG_LEN)`` last conducted templates (ADR 0017), NaN until a
-    patch has seen them; ``None`` for other kinds. :func:`window_events` reads and updates
-    it."""
-    return tuple(tuple(np.full((len(g.local), REFERENCE_BEATS, SEG_LEN), np.nan, np.float32)
-                       if g.kind is Kind.ECG_PATCH else None for g in phase)
+@dataclass(eq=False)
+class PatchMemory:
+    """What one ECG group's patches keep in RAM from one window to the next: their last
+    conducted templates (ADR 0017), NaN until a patch has seen them.
+
+    Attributes:
+        reference: ``(devices, REFERENCE_BEATS, SEG_LEN)``, in the group's row order.
+        boots: each patch's boot count when its entry was last written.
+    """
+
+    reference: FloatArray
+    boots: npt.NDArray[np.int64]
+
+    @classmethod
+    def empty(cls, devices: int) -> PatchMemory:
+        return cls(np.full((devices, REFERENCE_BEATS, SEG_LEN), np.nan, np.float32),
+                   np.zeros(devices, np.int64))
+
+    def forget_rebooted(self, boots: Sequence[int]) -> int:
+        """Clear the entries of patches that booted since they were written (RAM does not
+        survive a reboot: a patch relearns its patient after an update).
+
+        Returns:
+            How many patches lost a reference they had.
+        """
+        now = np.asarray(boots, np.int64)
+        gone = now != self.boots
+        lost = int(np.isfinite(self.reference[gone, -1, 0]).sum())
+        self.reference[gone] = np.nan
+        self.boots = now
+        return lost
+
+
+def device_memory(fleet: Fleet) -> tuple[tuple[PatchMemory | None, ...], ...]:
+    """A :class:`PatchMemory` per ECG group, laid out like ``fleet.groups`` (``None`` for
+    other kinds): the drivers keep it, :func:`window_events` reads and updates it."""
+    return tuple(tuple(PatchMemory.empty(len(g.local)) if g.kind is Kind.ECG_PATCH else None
+                       for g in phase)
                  for phase in fleet.groups)
 
 
 def window_events(kind: Kind, batch: Any, models: dict[Kind, OnDeviceModel],
-                  memory: FloatArray | None = None) -> list[WindowReady]:
+                  memory: PatchMemory | None = None) -> list[WindowReady]:
     """Each device's ``WindowReady`` for one group's batch, in the batch's row order.
 
     One batched inference gives every row its anomaly score, flag labels and the energy its
@@ -86,8 +116,9 @@ def window_events(kind: Kind, batch: Any, models: dict[Kind, OnDeviceModel],
         batch: the source's ``SignalBatch`` for this window.
         models: the on-device models by kind (kinds without one send values only).
         memory: the group's entry of :func:`device_memory` (ECG): the patches' reference
-            beats before this window, updated in place to what they carry to the next one.
-            Without it every window starts afresh, as after a reboot.
+            beats before this window, updated in place to what they carry to the next one
+            (the driver first clears those of patches that rebooted). Without it every
+            window starts afresh, as after a reboot.
 
     Returns:
         One event per row of ``batch.values``.
@@ -99,9 +130,10 @@ def window_events(kind: Kind, batch: Any, models: dict[Kind, OnDeviceModel],
         return [WindowReady(dict(zip(names, row, strict=True))) for row in rows]
     model = on_device.model
     if isinstance(model, EcgModel):
-        ecg = model.score(batch.signal, batch.fs, previous=memory)
+        ecg = model.score(batch.signal, batch.fs,
+                          previous=None if memory is None else memory.reference)
         if memory is not None:
-            memory[:] = ecg.beats.carried
+            memory.reference[:] = ecg.beats.carried
         # The cost is linear in the beats (one inference each) plus the filters per sample.
         per_beat = window_cost(on_device.macs, on_device.ops, 1, 0).energy_mj
         filters = window_cost(on_device.macs, on_device.ops, 0, batch.signal.shape[1]).energy_mj

@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 
 from devices.physiology import CohortParams, EcgSource, SweatSource
-from devices.tinyml.features import SEG_LEN, extract
-from devices.tinyml.templates import REFERENCE_BEATS
+from devices.tinyml.features import extract
 from twin.core.messages import STRIP_LSB_MV, Kind
 from twin.core.seeds import SeedTree
-from twin.sim.windows import load_models, window_events
+from twin.sim.windows import PatchMemory, load_models, window_events
 
 M4_J_PER_CYCLE = 3.0 * 3.3e-3 / 64e6  # nRF52840 datasheet figure, devices.tinyml.energy
 
@@ -63,18 +62,28 @@ def test_only_flagged_ecg_windows_carry_a_strip_of_their_samples(models) -> None
 def test_ecg_patches_carry_their_reference_beat_from_window_to_window(models) -> None:
     src = EcgSource(6, CohortParams(), SeedTree(2), rhythm="sinus")
     idx = np.arange(6)
-    memory = np.full((6, REFERENCE_BEATS, SEG_LEN), np.nan, np.float32)
+    memory = PatchMemory.empty(6)
     first = src.window(10.0, idx)
     window_events(Kind.ECG_PATCH, first, models, memory)
-    assert np.array_equal(memory, extract(first.signal, first.fs).carried, equal_nan=True)
-    assert np.isfinite(memory[:, -1, 0]).sum() >= 3  # sinus beats show a P wave
-    second, before = src.window(20.0, idx), memory.copy()
+    kept = memory.reference
+    assert np.array_equal(kept, extract(first.signal, first.fs).carried, equal_nan=True)
+    assert np.isfinite(kept[:, -1, 0]).sum() >= 3  # sinus beats show a P wave
+    second, before = src.window(20.0, idx), kept.copy()
     events = window_events(Kind.ECG_PATCH, second, models, memory)
     model = models[Kind.ECG_PATCH].model
     want = model.score(second.signal, second.fs, previous=before).score
     assert [e.score for e in events] == pytest.approx(want.tolist())
-    kept_one_more = [np.array_equal(memory[r, :-1], before[r, 1:], equal_nan=True)
-                     and np.isfinite(memory[r, -1]).all() for r in idx]
-    unchanged = [np.array_equal(memory[r], before[r], equal_nan=True) for r in idx]
+    kept_one_more = [np.array_equal(kept[r, :-1], before[r, 1:], equal_nan=True)
+                     and np.isfinite(kept[r, -1]).all() for r in idx]
+    unchanged = [np.array_equal(kept[r], before[r], equal_nan=True) for r in idx]
     assert all(a or b for a, b in zip(kept_one_more, unchanged, strict=True))
     assert sum(kept_one_more) >= 3
+
+
+def test_a_patch_that_rebooted_has_forgotten_its_reference_beat() -> None:
+    memory = PatchMemory.empty(5)
+    memory.reference[:4] = 1.0  # the fifth has kept nothing yet
+    assert memory.forget_rebooted([0, 1, 0, 2, 1]) == 2
+    assert np.isnan(memory.reference[[1, 3, 4]]).all()
+    assert (memory.reference[[0, 2]] == 1.0).all()
+    assert memory.forget_rebooted([0, 1, 0, 2, 1]) == 0  # no boot since
