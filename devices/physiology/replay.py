@@ -19,6 +19,7 @@ Data credit: MIT-BIH Arrhythmia Database, Moody & Mark 2001, PhysioNet (ODC-By 1
 
 from __future__ import annotations
 
+import copy
 from fractions import Fraction
 from pathlib import Path
 
@@ -85,8 +86,21 @@ class WfdbReplay:
         """``(n, 2)`` [start, end) device samples of annotated flutter/fibrillation."""
         # Default: devices start evenly spread over the record, so they do not stream in step.
         spread = np.arange(n_devices) * (self.length / fs / max(n_devices, 1))
-        off = spread if offsets is None else np.asarray(offsets, float)
-        self._offset = np.rint(off * fs).astype(np.int64) % self.length
+        self._offset = self._starts(spread if offsets is None else offsets)
+
+    def _starts(self, offsets: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """Start samples of devices starting ``offsets`` seconds into the record."""
+        out: npt.NDArray[np.int64] = (np.rint(np.asarray(offsets, float) * self.fs)
+                                      .astype(np.int64) % self.length)
+        return out
+
+    def restarted(self, offsets: npt.ArrayLike) -> WfdbReplay:
+        """The same record, read and resampled once, replayed by ``len(offsets)`` devices that
+        start ``offsets`` seconds in (the evaluation reads each record once this way)."""
+        out = copy.copy(self)
+        out._offset = self._starts(offsets)
+        out.n = len(out._offset)
+        return out
 
     def window(self, t_end: float, idx: npt.NDArray[np.intp]) -> SignalBatch:
         """The window ``[t_end - window_s, t_end)`` of devices ``idx`` (rows in idx order).

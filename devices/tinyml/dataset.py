@@ -115,10 +115,9 @@ def record_windows(path: str | Path, window_s: float = WINDOW_S, lead: str = "ML
     Raises:
         RecordError: the record cannot be read (see :class:`WfdbReplay`).
     """
-    probe = WfdbReplay(path, fs=FS, n_devices=1, window_s=window_s, lead=lead)
-    n = probe.length // probe.samples
-    rep = WfdbReplay(path, fs=FS, n_devices=n, window_s=window_s,
-                     offsets=np.arange(n) * window_s, lead=lead)
+    whole = WfdbReplay(path, fs=FS, n_devices=1, window_s=window_s, lead=lead)
+    n = whole.length // whole.samples
+    rep = whole.restarted(np.arange(n) * window_s)
     batch = rep.window(window_s, np.arange(n))
     device = np.zeros(n, np.int64)  # one patient, windows in time order
     beats = extract(batch.signal, FS, device)

@@ -34,6 +34,18 @@ def test_streams_the_resampled_record(replay: WfdbReplay) -> None:
     assert np.array_equal(got[1], expected[150000:150000 + n])  # 600 s in at 250 Hz
 
 
+def test_a_restarted_replay_equals_one_read_with_those_offsets(replay: WfdbReplay) -> None:
+    offsets = [30.0, 0.0, 1795.0]
+    again = replay.restarted(offsets)
+    fresh = WfdbReplay(DATA / "208", fs=250.0, n_devices=3, offsets=offsets)
+    for t_end in (10.0, 20.0):
+        a, b = again.window(t_end, np.arange(3)), fresh.window(t_end, np.arange(3))
+        assert np.array_equal(a.signal, b.signal) and np.array_equal(a.beats, b.beats)
+        assert np.array_equal(a.episodes, b.episodes)
+    assert again.n == 3 and replay.n == 2  # the original keeps its devices
+    assert again.signal is replay.signal  # read and resampled once
+
+
 def test_labels_and_positions_match_the_reference_annotations(replay: WfdbReplay) -> None:
     ann = wfdb.rdann(str(DATA / "208"), "atr")
     span = WINDOWS * 10.0 * ann.fs
