@@ -49,7 +49,7 @@ from devices.tinyml.templates import (
     carry,
     conducted,
     morphology,
-    reference_beat,
+    reference_for,
     window_templates,
 )
 
@@ -327,24 +327,13 @@ def extract(signal: npt.ArrayLike, fs: float, device: npt.ArrayLike | None = Non
     """
     x = to_model_rate(signal, fs)
     dev, prev = _devices(len(x), device, previous)
-    parts = [_extract_rows(x[i:i + _CHUNK]) for i in range(0, len(x), _CHUNK)]
-    if not parts:
-        return BeatBatch(np.zeros(0, np.int64), np.zeros(0, np.int64),
-                         np.zeros((0, SEG_LEN), np.float32),
-                         np.zeros((0, N_RHYTHM), np.float32), 0,
-                         np.zeros((0, DELTA_LEN), np.float32),
-                         np.zeros((0, N_CONTEXT), np.float32), np.zeros(0, bool),
-                         np.zeros((0, REFERENCE_BEATS, SEG_LEN), np.float32))
-    offsets = np.arange(0, len(x), _CHUNK)
-    rows = [p.row + off for p, off in zip(parts, offsets, strict=True)]
+    starts = range(0, max(len(x), 1), _CHUNK)  # one (empty) chunk for an empty batch
+    parts = [_extract_rows(x[i:i + _CHUNK]) for i in starts]
+    rows = [p.row + off for p, off in zip(parts, starts, strict=True)]
     template = np.concatenate([p.template for p in parts])
     is_conducted = np.concatenate([p.conducted for p in parts])
     carried = carry(template, is_conducted, dev, prev)
-    # A window with conducted beats of its own is read against them (the patient's normal
-    # beat may have changed since); any other against the kept ones, where there are some.
-    kept = reference_beat(carried)
-    use_kept = ~is_conducted & np.isfinite(kept[:, 0])
-    reference = np.where(use_kept[:, None], kept, template)
+    reference = reference_for(template, is_conducted, carried)
     context = np.concatenate(  # chunk by chunk: no (beats, SEG_LEN) copies of the batch
         [np.concatenate([p.context, against_reference(p.segment, template[r], reference[r])],
                         axis=1) for p, r in zip(parts, rows, strict=True)])

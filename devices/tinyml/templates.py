@@ -249,6 +249,22 @@ def reference_beat(history: FloatArray) -> FloatArray:
     return out
 
 
+def reference_for(template: FloatArray, is_conducted: npt.NDArray[np.bool_],
+                  carried: FloatArray) -> FloatArray:
+    """The beat each window's beats are read against (ADR 0017): a window with a conducted
+    template of its own, its template (the patient's normal beat may have changed since the
+    kept ones); any other, the :func:`reference_beat` of the templates its device kept
+    (:func:`carry`); a device that has kept none yet, the window's template.
+
+    Returns:
+        ``(n_rows, SEG_LEN)`` float32.
+    """
+    kept = reference_beat(carried)
+    use_kept = ~is_conducted & np.isfinite(kept[:, 0])
+    out: FloatArray = np.where(use_kept[:, None], kept, template)
+    return out
+
+
 def against_reference(segment: FloatArray, template: FloatArray, reference: FloatArray
                       ) -> FloatArray:
     """How each beat, and its window's template, differ from the patient's reference beat

@@ -25,6 +25,7 @@ from devices.tinyml.templates import (
     conducted,
     morphology,
     reference_beat,
+    reference_for,
     window_templates,
 )
 from twin.core.seeds import SeedTree
@@ -148,6 +149,14 @@ def test_the_reference_beat_is_the_median_of_the_templates_kept() -> None:
     for r in range(4):
         assert np.allclose(got[r], np.median(history[r, r:], axis=0)), r
     assert np.isnan(got[4]).all()
+
+
+def test_a_window_is_read_against_its_own_conducted_template_else_the_kept_ones() -> None:
+    template = np.stack([np.full(80, float(v), np.float32) for v in (1, 2, 3)])
+    carried = np.full((3, REFERENCE_BEATS, 80), np.nan, np.float32)
+    carried[:2, -2:] = 7.0  # rows 0 and 1 have kept two; row 2 none
+    got = reference_for(template, np.array([True, False, False]), carried)
+    assert got[:, 0].tolist() == [1.0, 7.0, 3.0]
 
 
 def test_conducted_needs_a_p_wave_a_rate_under_120_and_a_regular_rhythm() -> None:
