@@ -10,7 +10,8 @@ template-relative inputs 73-78 %.
 
 A window's template fails when most of its beats are ventricular, so each patch also keeps
 its last conducted templates from window to window and reads beats against their median, its
-*reference beat* (:func:`carry`, :func:`reference_beat`, :func:`against_reference`; ADR 0017).
+*reference beat* (:func:`conducted`, :func:`carry`, :func:`reference_beat`,
+:func:`reference_for`, :func:`against_reference`; ADR 0017).
 
 Arrays are batches of beats (rows of ``SEG_LEN`` samples at 125 Hz, R at sample 32) as
 :func:`devices.tinyml.features.segments` cuts them; nothing here loops over beats or windows.
