@@ -76,10 +76,18 @@ def templates(segment: FloatArray, row: IntArray, n_rows: int) -> FloatArray:
     dense = np.full((n_rows, segment.shape[1], width), np.inf, np.float32)
     dense[row[use], :, rank[use]] = segment[use]  # missing beats sort last
     dense.sort(axis=2)
-    every = np.arange(n_rows)
-    lo, hi = np.maximum(counts - 1, 0) // 2, np.minimum(counts // 2, width - 1)
-    out: FloatArray = 0.5 * (dense[every, :, lo] + dense[every, :, hi])
+    out = _sorted_median(dense, counts)
     out[counts == 0] = 0.0
+    return out
+
+
+def _sorted_median(dense: FloatArray, counts: npt.NDArray[np.integer]) -> FloatArray:
+    """The median over the last axis of ``(rows, samples, slots)`` sorted along it, where row
+    ``i`` has ``counts[i]`` real slots and the missing ones sorted last (rows with none get
+    whatever is there: callers overwrite them)."""
+    every = np.arange(len(dense))
+    lo, hi = np.maximum(counts - 1, 0) // 2, np.minimum(counts // 2, dense.shape[2] - 1)
+    out: FloatArray = 0.5 * (dense[every, :, lo] + dense[every, :, hi])
     return out
 
 
@@ -240,12 +248,8 @@ def carry(template: FloatArray, is_conducted: npt.NDArray[np.bool_], device: Int
 def reference_beat(history: FloatArray) -> FloatArray:
     """The sample-wise median of the conducted templates in each row of a :func:`carry`
     history (NaN slots left out); a row of NaN where there are none."""
-    k = history.shape[1]
     count = np.isfinite(history[:, :, 0]).sum(axis=1)
-    ordered = np.sort(history, axis=1)  # NaN sort last
-    rows = np.arange(len(history))
-    lo, hi = np.maximum(count - 1, 0) // 2, np.minimum(count // 2, k - 1)
-    out: FloatArray = 0.5 * (ordered[rows, lo] + ordered[rows, hi])
+    out = _sorted_median(np.sort(history.transpose(0, 2, 1), axis=2), count)  # NaN sort last
     out[count == 0] = np.nan
     return out
 
