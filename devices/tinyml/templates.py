@@ -37,6 +37,14 @@ REFERENCE_BEATS = 5
 """The reference beat is the sample-wise median of the device's last this many conducted
 window templates: one odd window (a run of late-coupled PVCs whose template happens to show a
 bump before its QRS) cannot replace it on its own."""
+P_PRESENT = 0.3
+"""Where :func:`atrial` saturates: the input says whether a P wave is there, not how tall it
+is. Among the training patients a template's P span reaches 0.3 of its QRS range only in a
+few windows of record 207 (a ventricular run's template, where it is the previous beat's T
+wave), so the model had learned a tall P span as ventricular; validation record 108, whose
+P waves grow to 0.5-0.85 of its shrinking QRS in its last three minutes, then had whole
+windows of normal beats flagged (151 false V flags). Saturated at 0.3 (ADR 0018), three
+seeds of cross-validation on the training patients: V Se 80.5 -> 83.1 %, +P 94.9 -> 93.6 %."""
 CONDUCTED_P = 0.1
 """A window's template is *conducted* (a sinus or atrial beat led by a P wave) when its P-span
 range is at least this share of its QRS range (:func:`atrial`)..."""
@@ -167,7 +175,7 @@ def morphology(segment: FloatArray, template: FloatArray, residual: FloatArray) 
 
 def atrial(template: FloatArray) -> FloatArray:
     """Each window's P wave: the range of its template over the P-wave span as a share of its
-    QRS range (clipped to 0..2).
+    QRS range (clipped to 0 .. :data:`P_PRESENT`).
 
     The template is a median over beats, so a sinus P wave (locked to the QRS) survives it and
     the unlocked f waves of atrial fibrillation average out: with RR irregularity, the two
@@ -180,7 +188,7 @@ def atrial(template: FloatArray) -> FloatArray:
     """
     qrs = np.ptp(template[:, _QRS], axis=1)
     out: FloatArray = np.clip(np.ptp(template[:, _P], axis=1) / np.maximum(qrs, 1e-3),
-                              0.0, 2.0).astype(np.float32)[:, None]
+                              0.0, P_PRESENT).astype(np.float32)[:, None]
     return out
 
 

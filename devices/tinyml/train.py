@@ -144,9 +144,10 @@ layers) over how each beat differs from the patient's own beats.
   the window's *template* (the sample-wise median of its first 9 beats that are not premature);
   `context` ({n_context}): previous/next RR (s), window median RR (s), their ratios, the
   window's normalised RMSSD, RR coefficient of variation and pNN50; the template's P wave
-  (its range before the QRS as a share of the QRS range); the beat against the template:
-  correlation, residual RMS, and over the QRS correlation, energy, width and slope ratios;
-  then the beat and the template against the patient's *reference beat* (ADR 0017): in a
+  (its range before the QRS as a share of the QRS range, saturating at 0.3: ADR 0018); the
+  beat against the template: correlation, residual RMS, and over the QRS correlation,
+  energy, width and slope ratios; then the beat and the template against the patient's
+  *reference beat* (ADR 0017): in a
   window whose template is conducted (a P wave, under 120 bpm, RR coefficient of variation
   under 0.15) that template, in any other the median of the last 5 conducted templates the
   patch carries from window to window: correlation, QRS correlation, QRS width ratio, and

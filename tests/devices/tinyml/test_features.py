@@ -20,7 +20,9 @@ from devices.tinyml.features import (
 from devices.tinyml.rhythm import RHYTHM_NAMES
 from devices.tinyml.templates import (
     MORPH_NAMES,
+    P_PRESENT,
     REFERENCE_BEATS,
+    atrial,
     carry,
     conducted,
     morphology,
@@ -167,6 +169,20 @@ def test_conducted_needs_a_p_wave_a_rate_under_120_and_a_regular_rhythm() -> Non
     tpl = np.stack([beat, with_p, with_p, with_p, np.zeros(80, np.float32)])
     rr, cv = np.array([0.8, 0.8, 0.45, 0.8, 0.8]), np.array([0.05, 0.05, 0.05, 0.2, 0.05])
     assert conducted(tpl, rr, cv).tolist() == [False, True, False, False, False]
+
+
+def test_the_p_wave_input_says_whether_there_is_one_not_how_tall() -> None:
+    beat = np.zeros(80, np.float32)
+    beat[30:35] = [0.2, 1.0, -0.5, 0.1, 0.0]  # a QRS of range 1.5
+    rows = []
+    for p_height in (0.0, 0.3, 1.2):  # none, 20 % and 80 % of the QRS range
+        row = beat.copy()
+        row[10:16] = p_height
+        rows.append(row)
+    got = atrial(np.stack(rows))[:, 0]
+    assert got[0] == 0.0
+    assert got[1] == pytest.approx(0.2)
+    assert got[2] == pytest.approx(P_PRESENT)
 
 
 def test_windows_streamed_one_by_one_equal_the_record_scored_in_one_batch() -> None:
