@@ -1,13 +1,14 @@
 # medtwin: two commands on a fresh machine with Python 3.11+ (README.md).
 #   make demo   set up .venv, run the baseline scenario, print where the report is
-#   make test   set up .venv, run the quality gates and the whole test suite
+#   make test   set up .venv and the system packages the tests use (scripts/system-packages),
+#               run the quality gates and the whole test suite
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck imports pytest bench clean
+.PHONY: demo test system lint typecheck imports pytest bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "medtwin needs Python 3.11 or newer")'
@@ -32,7 +33,10 @@ imports: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck imports pytest
+system:
+	@bash scripts/system-packages
+
+test: system lint typecheck imports pytest
 
 bench: $(STAMP)
 	$(BIN)/twin bench --out runs/bench.json
