@@ -83,7 +83,7 @@ def _ecg(devices: int, repeats: int, seed: int) -> dict[str, Any]:
 def _invoke_only(tiny: TinyModel, inputs: list[Any], repeats: int) -> float:
     """Median seconds of the interpreter's invokes alone for the batch (inputs already
     quantised and set), to tell LiteRT's share from the int8 conversion around it."""
-    tiny.run(*inputs)  # sizes the interpreter to the last chunk and sets its inputs
+    tiny.run(*inputs)  # sizes the interpreter to the (equal) chunks and sets its inputs
     rows = len(inputs[0])
     chunks = -(-rows // MAX_BATCH)
 

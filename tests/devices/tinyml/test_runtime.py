@@ -13,6 +13,7 @@ from devices.tinyml.errors import InputError, ModelError
 from devices.tinyml.runtime import (
     BUCKET,
     MAX_BATCH,
+    QUANT_BLOCK,
     Quant,
     TinyModel,
     _without_delegate_info,
@@ -46,6 +47,19 @@ def test_quant_round_trip_saturates() -> None:
     assert back[3] == pytest.approx(0.1 * (127 + 3)) and back[4] == pytest.approx(-12.5)
 
 
+def test_quantising_in_cache_sized_blocks_equals_the_one_pass_expression() -> None:
+    q = Quant(0.02, 5, np.int8)
+    x = np.random.default_rng(2).normal(0.0, 1.5, (3 * QUANT_BLOCK // 80 + 3, 80)).astype(
+        np.float32)  # more than three blocks, the last one short
+    want = np.clip(np.rint(x * np.float32(1 / 0.02) + 5), -128, 127).astype(np.int8)
+    out = np.empty(x.shape, np.int8)
+    q.quantise_into(x, out, np.empty(QUANT_BLOCK, np.float32))
+    assert np.array_equal(out, want)
+    assert np.array_equal(q.quantise(x[:, ::2]), want[:, ::2])  # a strided input is copied
+    with pytest.raises(ValueError, match="C-contiguous"):
+        q.quantise_into(x[:, :4], np.empty((len(x), 8), np.int8)[:, ::2])
+
+
 def test_batches_of_any_size_give_the_same_rows() -> None:
     tiny = TinyModel.load(model_path("vitals_sweat"))
     x = np.random.default_rng(0).normal(0.5, 0.3, (BUCKET + 7, 8)).astype(np.float32)
@@ -61,6 +75,7 @@ def test_large_batches_run_in_chunks() -> None:
     out = tiny.run(x)[0]
     assert out.shape[0] == MAX_BATCH + 3
     assert np.array_equal(out[-3:], tiny.run(x[-3:])[0])
+    assert np.array_equal(out[:5], tiny.run(x[:5])[0])
 
 
 def test_wrong_inputs_raise_input_error() -> None:
