@@ -46,6 +46,11 @@ inside a fleet batch's run, 17.7 ms and 13.8 ms."""
 MODELS = resources.files("devices.tinyml") / "models"
 
 
+def chunks(rows: int) -> int:
+    """How many invokes :meth:`TinyModel.run` makes for a batch of ``rows``."""
+    return -(-rows // MAX_BATCH)
+
+
 def _interpreter_class() -> Any:
     """LiteRT's Interpreter, or tflite_runtime's if only that is installed."""
     try:
@@ -136,8 +141,8 @@ class Quant:
             raise ValueError("quantise_into needs a C-contiguous out")
         info = np.iinfo(self.dtype)  # type: ignore[type-var]
         src, dst = np.ravel(x), out.reshape(-1)
-        block = QUANT_BLOCK if scratch is None else min(QUANT_BLOCK, scratch.size)
-        work = np.empty(block, np.float32) if scratch is None else scratch
+        work = np.empty(QUANT_BLOCK, np.float32) if scratch is None else scratch
+        block = min(QUANT_BLOCK, work.size)
         inv, zero = np.float32(1.0 / self.scale), np.float32(self.zero_point)
         for a in range(0, src.size, block):
             part = src[a:a + block]
@@ -194,8 +199,7 @@ class TinyModel:
         self.output_quant = [_quant(d) for d in self._outputs]
         self._rows = int(self._inputs[0]["shape"][0])
         self._lock = threading.Lock()
-        widest = max(int(np.prod(shape)) for shape in self.input_shapes)  # values a row
-        self._scratch = np.empty(min(QUANT_BLOCK, MAX_BATCH * widest), np.float32)
+        self._scratch = np.empty(QUANT_BLOCK, np.float32)  # reused by every quantisation
 
     @classmethod
     @cache
@@ -224,7 +228,7 @@ class TinyModel:
         rows = self._check(inputs)
         if rows == 0:
             return [np.zeros((0, *d["shape"][1:]), np.float32) for d in self._outputs]
-        size = -(-rows // -(-rows // MAX_BATCH))  # equal chunks: the arena keeps one size
+        size = -(-rows // chunks(rows))  # equal chunks: the arena keeps one size
         parts = [self._run_chunk([x[a:a + size] for x in inputs]) for a in range(0, rows, size)]
         return [np.concatenate([p[k] for p in parts]) for k in range(len(self._outputs))]
 

@@ -147,11 +147,10 @@ layers) over how each beat differs from the patient's own beats.
   (its range before the QRS as a share of the QRS range, saturating at 0.3: ADR 0018); the
   beat against the template: correlation, residual RMS, and over the QRS correlation,
   energy, width and slope ratios; then the beat and the template against the patient's
-  *reference beat* (ADR 0017): in a
-  window whose template is conducted (a P wave, under 120 bpm, RR coefficient of variation
-  under 0.15) that template, in any other the median of the last 5 conducted templates the
-  patch carries from window to window: correlation, QRS correlation, QRS width ratio, and
-  the template's QRS correlation with it.
+  *reference beat* (ADR 0017): in a window whose template is conducted (a P wave, under
+  120 bpm, RR coefficient of variation under 0.15) that template, in any other the median
+  of the last 5 conducted templates the patch carries from window to window: correlation,
+  QRS correlation, QRS width ratio, and the template's QRS correlation with it.
 * **Outputs**: `beat_class` softmax over N S V F; `af` sigmoid. Flags: V or S if its
   probability >= 0.5; a window is AF if it has >= 4 beats whose mean `af` is >= 0.5.
   Thresholds fixed at 0.5 before validation, never tuned on it.

@@ -22,7 +22,7 @@ from devices.physiology import BpSource, CohortParams, EcgSource, SweatSource
 from devices.tinyml.ecg import EcgModel
 from devices.tinyml.energy import count_macs, window_cost
 from devices.tinyml.features import extract
-from devices.tinyml.runtime import MAX_BATCH, TinyModel
+from devices.tinyml.runtime import TinyModel, chunks
 from devices.tinyml.vitals import VitalsModel
 from twin.core.seeds import SeedTree
 
@@ -84,11 +84,10 @@ def _invoke_only(tiny: TinyModel, inputs: list[Any], repeats: int) -> float:
     """Median seconds of the interpreter's invokes alone for the batch (inputs already
     quantised and set), to tell LiteRT's share from the int8 conversion around it."""
     tiny.run(*inputs)  # sizes the interpreter to the (equal) chunks and sets its inputs
-    rows = len(inputs[0])
-    chunks = -(-rows // MAX_BATCH)
+    invokes = chunks(len(inputs[0]))
 
     def invoke_all() -> None:
-        for _ in range(chunks):
+        for _ in range(invokes):
             tiny.invoke()
 
     seconds, _ = _best(invoke_all, repeats)
